@@ -1,0 +1,1 @@
+"""The investigation agent: LangGraph loop, model backends, verdicts, case store."""

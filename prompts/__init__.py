@@ -1,0 +1,1 @@
+"""Prompt texts, kept as files and rendered by name."""

@@ -1,0 +1,1 @@
+"""Servers exposing sleuth: the MCP server and serving recipes."""

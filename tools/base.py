@@ -1,0 +1,272 @@
+"""The forensic tool contract: what a tool takes, what it returns, how it is declared.
+
+A tool is one function ``run(image, params, ctx) -> ToolResult`` wrapped by
+:func:`forensic_tool` into a :class:`ToolSpec`. Built-in tools and plugins are
+declared the same way and reach the registry through the ``sleuth.tools``
+entry-point group.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+from sleuth.tools.box import Box
+from sleuth.tools.image import LoadedImage
+
+TOOL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+ARTIFACT_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,127}$")
+
+Direction = Literal["ai", "real", "neutral"]
+"""Which way a finding points: towards AI generation, towards a real capture, or neither."""
+
+EvidenceKind = Literal["provenance", "signal", "observation"]
+"""``provenance``: what the file declares about its origin (C2PA, IPTC, generator
+metadata, watermarks), the strongest evidence there is when present. ``signal``: a
+statistical pixel or compression trace. ``observation``: a view for a person or a model
+(a zoomed crop), no judgement of its own."""
+
+Cost = Literal["cheap", "moderate", "expensive"]
+"""Rough cost of one call on a 12 MP image: under 0.3 s, under 2 s, more."""
+
+MetricValue = float | int | str | bool | None
+
+
+class Finding(BaseModel):
+    """What one tool saw, in a form a model, a report and a fusion step can all use."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tool: str = Field(default="", description="Tool that produced it (set by the registry).")
+    summary: str = Field(description="One sentence stating what was observed.")
+    score: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Suspicion in [0, 1]; the tool's score_meaning says what it measures. "
+        "None when the finding carries no score.",
+    )
+    direction: Direction = "neutral"
+    kind: EvidenceKind = "signal"
+    boxes: list[Box] = Field(default_factory=list, description="Regions in original pixels.")
+    metrics: dict[str, MetricValue] = Field(default_factory=dict)
+    artifacts: list[str] = Field(default_factory=list, description="Names of artifacts.")
+    caveats: list[str] = Field(default_factory=list)
+
+
+ArtifactKind = Literal["heatmap", "spectrum", "crop", "map"]
+
+
+class Artifact(BaseModel):
+    """An image a tool produced (heatmap, spectrum, crop), referenced from findings by name.
+
+    The pixels stay in memory (:meth:`pixels`) and are written as PNG when the tool
+    context has an artifact directory; findings only ever hold the name.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    kind: ArtifactKind
+    description: str
+    width: int
+    height: int
+    source: Box | None = Field(
+        default=None,
+        description="For crops and maps: the region of the original image they cover, in "
+        "original pixels. "
+        "A pixel (u, v) of the artifact maps to original (x0 + u * source.width / width, "
+        "y0 + v * source.height / height).",
+    )
+    path: str | None = None
+    _pixels: np.ndarray | None = PrivateAttr(default=None)
+
+    def pixels(self) -> np.ndarray:
+        """Return the artifact's pixels (uint8, HxW or HxWx3)."""
+        if self._pixels is None:
+            if self.path is None:
+                raise ValueError(f"artifact {self.name} has neither pixels nor a path")
+            return np.asarray(Image.open(self.path))
+        return self._pixels
+
+    def to_original(self, u: float, v: float) -> tuple[float, float]:
+        """Map a point of this artifact to original-image pixels (needs ``source``)."""
+        if self.source is None:
+            raise ValueError(f"artifact {self.name} does not cover a region of the image")
+        sx = self.source.width / self.width
+        sy = self.source.height / self.height
+        return (self.source.x0 + u * sx, self.source.y0 + v * sy)
+
+
+class ToolResult(BaseModel):
+    """Findings plus the artifacts they reference."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    findings: list[Finding] = Field(default_factory=list)
+    artifacts: list[Artifact] = Field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolContext:
+    """What a running tool may use besides the image: where artifacts go.
+
+    Parameters
+    ----------
+    tool : str
+        Name of the running tool, used as the artifact name prefix.
+    artifact_dir : Path, optional
+        Where artifacts are written as PNG; when None they stay in memory.
+    tag : str
+        Extra name part keeping artifacts of several calls apart (e.g. a region).
+    """
+
+    tool: str
+    artifact_dir: Path | None = None
+    tag: str = ""
+    _names: set[str] = field(default_factory=set, repr=False, compare=False)
+
+    def artifact(
+        self,
+        name: str,
+        pixels: np.ndarray,
+        *,
+        kind: ArtifactKind,
+        description: str,
+        source: Box | None = None,
+    ) -> Artifact:
+        """Make an artifact from uint8 pixels (or floats in [0, 1]) and save it if asked.
+
+        Parameters
+        ----------
+        name : str
+            Short name, unique within this call (``map``, ``spectrum``, ``crop``).
+        pixels : ndarray, shape (H, W) or (H, W, 3)
+            uint8 values, or floats in [0, 1] which are scaled to 0-255.
+        kind : {'heatmap', 'spectrum', 'crop', 'map'}
+            What the image shows.
+        description : str
+            One sentence for a person reading a report.
+        source : Box, optional
+            Region of the original image the artifact covers, in original pixels.
+        """
+        full = "-".join(p for p in (self.tool, self.tag, name) if p)
+        if not ARTIFACT_NAME.match(full) or full in self._names:
+            raise ValueError(f"artifact name {full!r} is invalid or used twice in one call")
+        self._names.add(full)
+        data = _as_uint8(pixels)
+        art = Artifact(
+            name=full,
+            kind=kind,
+            description=description,
+            width=int(data.shape[1]),
+            height=int(data.shape[0]),
+            source=source,
+        )
+        art._pixels = data
+        if self.artifact_dir is not None:
+            self.artifact_dir.mkdir(parents=True, exist_ok=True)
+            path = self.artifact_dir / f"{full}.png"
+            Image.fromarray(data).save(path, format="PNG")
+            art.path = str(path)
+        return art
+
+
+def _as_uint8(pixels: np.ndarray) -> np.ndarray:
+    if pixels.dtype == np.uint8:
+        return np.ascontiguousarray(pixels)
+    scaled = np.clip(np.nan_to_num(pixels.astype(np.float64)), 0.0, 1.0) * 255.0
+    return np.rint(scaled).astype(np.uint8)
+
+
+RunFunction = Callable[[LoadedImage, Any, ToolContext], ToolResult]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolSpec:
+    """A registered forensic tool.
+
+    Attributes
+    ----------
+    name : str
+        Matches ``^[a-z][a-z0-9_]{0,63}$`` (valid for OpenAI, MCP and Python alike).
+    params : type of BaseModel
+        The parameter model; its defaults are the only defaults.
+    run : callable
+        ``run(image, params, ctx) -> ToolResult``.
+    summary : str
+        LLM-facing description: what evidence the tool gives and when to use it.
+    caveat : str
+        When the tool misleads.
+    score_meaning : str
+        What the findings' score measures, or that they carry none.
+    cost : {'cheap', 'moderate', 'expensive'}
+        Rough cost class, for budgets and for the survey.
+    regional : bool
+        Whether the tool accepts a region (a box in original pixels) and analyses
+        only that crop. Whole-file tools (metadata) set this to False.
+    """
+
+    name: str
+    params: type[BaseModel]
+    run: RunFunction
+    summary: str
+    caveat: str
+    score_meaning: str
+    cost: Cost = "cheap"
+    regional: bool = True
+
+    @property
+    def description(self) -> str:
+        """The text a model sees: the summary, the caveat and the score's meaning."""
+        return f"{self.summary} Caveat: {self.caveat} Score: {self.score_meaning}"
+
+
+def forensic_tool(
+    *,
+    name: str,
+    params: type[BaseModel],
+    summary: str,
+    caveat: str,
+    score_meaning: str,
+    cost: Cost = "cheap",
+    regional: bool = True,
+) -> Callable[[RunFunction], ToolSpec]:
+    """Declare a forensic tool: decorate its ``run`` function to get a :class:`ToolSpec`.
+
+    The spec is checked when a registry registers it (see
+    :meth:`sleuth.tools.registry.ToolRegistry.register`); expose it through the
+    ``sleuth.tools`` entry-point group to make it discoverable.
+
+    Examples
+    --------
+    >>> class Params(BaseModel):
+    ...     model_config = ConfigDict(extra="forbid")
+    >>> @forensic_tool(name="mean_level", params=Params, summary="Mean grey level.",
+    ...                caveat="Says nothing about origin.", score_meaning="No score.")
+    ... def mean_level(image, params, ctx):
+    ...     return ToolResult()
+    >>> mean_level.name
+    'mean_level'
+    """
+
+    def wrap(run: RunFunction) -> ToolSpec:
+        return ToolSpec(
+            name=name,
+            params=params,
+            run=run,
+            summary=summary,
+            caveat=caveat,
+            score_meaning=score_meaning,
+            cost=cost,
+            regional=regional,
+        )
+
+    return wrap

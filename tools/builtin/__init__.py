@@ -1,0 +1,1 @@
+"""Built-in forensic tools, registered through the same entry points as plugins."""

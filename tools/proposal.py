@@ -1,0 +1,166 @@
+"""Box proposal: from an anomaly map to the top-k boxes. One function, used by every tool."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from sleuth.tools.box import Box
+
+
+@dataclass(frozen=True)
+class ScoredBox:
+    """A proposed box and its score.
+
+    Attributes
+    ----------
+    box : Box
+        In the pixels of the image the map was computed for.
+    score : float
+        Mean normalised anomaly inside the component, in [0, 1].
+    area_fraction : float
+        Share of the image the box covers.
+    """
+
+    box: Box
+    score: float
+    area_fraction: float
+
+
+def robust_z(values: np.ndarray) -> np.ndarray:
+    """Return ``(values - median) / (1.4826 * MAD)``, a z-score that outliers do not inflate.
+
+    Parameters
+    ----------
+    values : ndarray
+        Any shape; NaNs are ignored when computing the median and MAD.
+
+    Returns
+    -------
+    ndarray of float64
+        Same shape as ``values``.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    med = np.nanmedian(values)
+    mad = 1.4826 * np.nanmedian(np.abs(values - med))
+    if not np.isfinite(mad) or mad < 1e-12:
+        mad = float(np.nanstd(values)) or 1.0
+    return (values - med) / mad
+
+
+def propose_boxes(
+    anomaly: np.ndarray,
+    image_size: tuple[int, int],
+    *,
+    top_k: int = 5,
+    z_threshold: float = 3.0,
+    min_area_fraction: float = 0.002,
+    max_area_fraction: float = 0.6,
+    nms_iou: float = 0.3,
+    two_sided: bool = False,
+    cell: int | None = None,
+) -> list[ScoredBox]:
+    """Turn an anomaly map into at most ``top_k`` boxes on the image.
+
+    The map is standardised with a robust z-score, thresholded, split into
+    8-connected components, and each component's bounding box is scored by its
+    mean exceedance. Overlapping boxes are removed by non-maximum suppression.
+
+    Parameters
+    ----------
+    anomaly : ndarray, shape (h, w)
+        Higher means more anomalous. Any resolution: a block map is scaled to the image.
+    image_size : tuple of int
+        ``(width, height)`` of the image (or view) the map covers.
+    top_k : int
+        Largest number of boxes returned.
+    z_threshold : float
+        Cells whose robust z-score exceeds this are candidates.
+    min_area_fraction, max_area_fraction : float
+        Components smaller or larger than these shares of the map are dropped
+        (speckle; a "region" that is the whole image says nothing about where).
+    nms_iou : float
+        Boxes overlapping a better one by more than this IoU are dropped.
+    two_sided : bool
+        Also treat unusually *low* values as anomalous (e.g. a region with no noise).
+    cell : int, optional
+        Pixels per map cell when the map is a block map whose cells cover
+        ``cell x cell`` pixels from the top-left corner; otherwise the map is taken
+        to span the whole image.
+
+    Returns
+    -------
+    list of ScoredBox
+        Best first. Scores map the mean exceedance ``z - z_threshold`` to [0, 1).
+
+    References
+    ----------
+    .. [1] Neubeck, A. and Van Gool, L. "Efficient Non-Maximum Suppression."
+           ICPR 2006.
+    """
+    z = robust_z(anomaly)
+    if two_sided:
+        z = np.abs(z)
+    z = np.nan_to_num(z, nan=0.0)
+    mask = z > z_threshold
+    # Close one-cell gaps so a region broken by texture stays one component.
+    mask = ndimage.binary_closing(mask, structure=np.ones((3, 3)), iterations=1) | mask
+    labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
+    if count == 0:
+        return []
+    h, w = anomaly.shape
+    width, height = image_size
+    sx, sy = (float(cell), float(cell)) if cell else (width / w, height / h)
+    index = np.arange(1, count + 1)
+    sizes = ndimage.sum_labels(mask, labels, index)
+    means = ndimage.mean(z, labels, index)
+    candidates: list[ScoredBox] = []
+    for label, sl in enumerate(ndimage.find_objects(labels), start=1):
+        if sl is None:
+            continue
+        frac = sizes[label - 1] / (h * w)
+        if not (min_area_fraction <= frac <= max_area_fraction):
+            continue
+        ys, xs = sl
+        box = Box(
+            x0=int(np.floor(xs.start * sx)),
+            y0=int(np.floor(ys.start * sy)),
+            x1=min(width, max(int(np.ceil(xs.stop * sx)), int(np.floor(xs.start * sx)) + 1)),
+            y1=min(height, max(int(np.ceil(ys.stop * sy)), int(np.floor(ys.start * sy)) + 1)),
+        )
+        excess = max(0.0, float(means[label - 1]) - z_threshold)
+        candidates.append(
+            ScoredBox(box=box, score=excess / (excess + 2.0), area_fraction=float(frac))
+        )
+    return nms(candidates, iou=nms_iou)[:top_k]
+
+
+def nms(boxes: list[ScoredBox], *, iou: float = 0.3) -> list[ScoredBox]:
+    """Greedy non-maximum suppression, best score first (ties: larger area first)."""
+    ordered = sorted(boxes, key=lambda b: (-b.score, -b.box.area, b.box.as_tuple()))
+    kept: list[ScoredBox] = []
+    for cand in ordered:
+        if all(cand.box.iou(k.box) <= iou for k in kept):
+            kept.append(cand)
+    return kept
+
+
+def block_reduce_mean(values: np.ndarray, block: int) -> np.ndarray:
+    """Mean over non-overlapping ``block x block`` cells (edges cropped to whole blocks).
+
+    Parameters
+    ----------
+    values : ndarray, shape (H, W)
+    block : int
+
+    Returns
+    -------
+    ndarray, shape (H // block, W // block)
+    """
+    h, w = values.shape[0] // block * block, values.shape[1] // block * block
+    if h == 0 or w == 0:
+        return np.zeros((max(1, h // block), max(1, w // block)), dtype=np.float64)
+    cells = values[:h, :w].reshape(h // block, block, w // block, block)
+    return cells.mean(axis=(1, 3), dtype=np.float64)

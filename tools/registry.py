@@ -1,0 +1,333 @@
+"""The tool registry: validation at registration, entry-point discovery, and running a tool.
+
+Built-in tools are declared as entry points of the ``sleuth`` distribution itself, so
+they reach the registry by exactly the path a third-party plugin takes.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import typing
+from collections.abc import Iterable, Iterator, Mapping
+from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from sleuth.tools.base import TOOL_NAME, ToolContext, ToolResult, ToolSpec
+from sleuth.tools.box import Box, validation_message
+from sleuth.tools.errors import PluginValidationError, ToolInputError, UnknownToolError
+from sleuth.tools.image import LoadedImage
+
+logger = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "sleuth.tools"
+MAX_DESCRIPTION = 1024
+
+
+class ToolRegistry:
+    """Named forensic tools, validated on the way in.
+
+    Examples
+    --------
+    >>> registry = ToolRegistry.discover()          # built-ins and installed plugins
+    >>> result = registry.run("ela", image, {"quality": 90})  # doctest: +SKIP
+    """
+
+    def __init__(self, specs: Iterable[ToolSpec] = ()) -> None:
+        self._specs: dict[str, ToolSpec] = {}
+        for spec in specs:
+            self.register(spec)
+
+    @classmethod
+    def discover(
+        cls, *, enabled: Iterable[str] | None = None, blocked: Iterable[str] = ()
+    ) -> ToolRegistry:
+        """Build a registry from every tool in the ``sleuth.tools`` entry-point group.
+
+        Parameters
+        ----------
+        enabled : iterable of str, optional
+            When given, only these tools are loaded.
+        blocked : iterable of str
+            Tools never loaded (not even imported), e.g. a broken plugin.
+
+        Raises
+        ------
+        PluginValidationError
+            When an entry point cannot be loaded or its tool is invalid; the message
+            names the distribution and how to block the tool.
+        """
+        wanted = set(enabled) if enabled is not None else None
+        skip = set(blocked)
+        registry = cls()
+        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            if ep.name in skip or (wanted is not None and ep.name not in wanted):
+                continue
+            registry.register(_load_entry_point(ep))
+        if wanted is not None and (missing := wanted - set(registry.names())):
+            raise UnknownToolError(
+                f"enabled tools not installed: {', '.join(sorted(missing))}; "
+                f"installed: {', '.join(sorted(_installed_names()))}"
+            )
+        return registry
+
+    def register(self, spec: ToolSpec) -> ToolSpec:
+        """Validate ``spec`` and add it.
+
+        Raises
+        ------
+        PluginValidationError
+            When the name, parameter model, run signature or texts are invalid, or the
+            name is taken. The message says how to fix it.
+        """
+        validate_spec(spec)
+        if spec.name in self._specs:
+            raise PluginValidationError(
+                f"a tool named {spec.name!r} is already registered; choose another name "
+                "(prefix it with your package's name, e.g. 'acme_ela')"
+            )
+        self._specs[spec.name] = spec
+        return spec
+
+    def get(self, name: str) -> ToolSpec:
+        """Return the tool called ``name``, or raise :class:`UnknownToolError`."""
+        try:
+            return self._specs[name]
+        except KeyError:
+            raise UnknownToolError(
+                f"no tool named {name!r}; available: {', '.join(self.names())}"
+            ) from None
+
+    def names(self) -> list[str]:
+        """Return the registered tool names, sorted."""
+        return sorted(self._specs)
+
+    def __iter__(self) -> Iterator[ToolSpec]:
+        return iter(self._specs[name] for name in self.names())
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._specs
+
+    def run(
+        self,
+        name: str,
+        image: LoadedImage,
+        params: Mapping[str, Any] | BaseModel | None = None,
+        *,
+        region: Box | None = None,
+        artifact_dir: Path | None = None,
+    ) -> ToolResult:
+        """Run a tool on an image, or on a region of it.
+
+        Parameters
+        ----------
+        name : str
+            A registered tool.
+        image : LoadedImage
+            The whole image.
+        params : mapping or BaseModel, optional
+            Parameters; validated against the tool's model. Defaults when omitted.
+        region : Box, optional
+            A box in original pixels; the tool then analyses only that crop.
+        artifact_dir : Path, optional
+            Where artifacts are written as PNG.
+
+        Returns
+        -------
+        ToolResult
+            Findings whose boxes and artifact sources are in original pixels.
+
+        Raises
+        ------
+        ToolInputError
+            For parameters or a region the caller can fix.
+        """
+        spec = self.get(name)
+        parsed = parse_params(spec, params)
+        view = image
+        tag = ""
+        if region is not None:
+            if not spec.regional:
+                raise ToolInputError(
+                    f"tool {name!r} reads the whole file and takes no region; call it without one"
+                )
+            view = image.crop(region)
+            tag = "r{}_{}_{}_{}".format(*region.as_tuple())
+        ctx = ToolContext(tool=name, artifact_dir=artifact_dir, tag=tag)
+        result = spec.run(view, parsed, ctx)
+        return _checked(spec, view, result)
+
+
+def parse_params(spec: ToolSpec, params: Mapping[str, Any] | BaseModel | None) -> BaseModel:
+    """Validate parameters for ``spec``; raise :class:`ToolInputError` with every problem."""
+    if isinstance(params, spec.params):
+        return params
+    if isinstance(params, BaseModel):
+        params = params.model_dump()
+    if params is not None and not isinstance(params, Mapping):
+        raise ToolInputError(
+            f"parameters of {spec.name!r} must be an object, not {type(params).__name__}"
+        )
+    try:
+        return spec.params.model_validate(dict(params or {}))
+    except ValidationError as err:
+        raise ToolInputError(
+            f"bad parameters for {spec.name!r}: {validation_message(err)}"
+        ) from None
+
+
+def _checked(spec: ToolSpec, view: LoadedImage, result: ToolResult) -> ToolResult:
+    """Stamp the tool's name on its findings; reject boxes outside the analysed region."""
+    if not isinstance(result, ToolResult):
+        raise TypeError(f"tool {spec.name!r} returned {type(result).__name__}, not ToolResult")
+    region = view.region
+    known = {a.name for a in result.artifacts}
+    for finding in result.findings:
+        for box in finding.boxes:
+            if not _inside(box, region):
+                raise RuntimeError(
+                    f"tool {spec.name!r} returned box {box.as_tuple()} outside the analysed "
+                    f"region {region.as_tuple()}; boxes are in original pixels "
+                    "(use image.to_original(box) for boxes computed on a view)"
+                )
+        if unknown := set(finding.artifacts) - known:
+            raise RuntimeError(f"tool {spec.name!r} cites missing artifacts {sorted(unknown)}")
+    for artifact in result.artifacts:
+        if artifact.source is not None:
+            artifact.source.check_inside(*view.size)
+    findings = [f.model_copy(update={"tool": spec.name}) for f in result.findings]
+    return ToolResult(findings=findings, artifacts=result.artifacts)
+
+
+def _inside(box: Box, region: Box) -> bool:
+    return (
+        region.x0 <= box.x0 and region.y0 <= box.y0 and box.x1 <= region.x1 and box.y1 <= region.y1
+    )
+
+
+def validate_spec(spec: object) -> None:
+    """Check everything a registry needs from a tool; raise with a fix on failure.
+
+    Raises
+    ------
+    PluginValidationError
+        Naming the first problem found and how to fix it.
+    """
+    if not isinstance(spec, ToolSpec):
+        raise PluginValidationError(
+            f"expected a ToolSpec, got {type(spec).__name__}: decorate your run function "
+            "with @forensic_tool(...) and point the entry point at the decorated name"
+        )
+    if not TOOL_NAME.match(spec.name):
+        raise PluginValidationError(
+            f"tool name {spec.name!r} is invalid: use 1-64 characters of a-z, 0-9 and _, "
+            "starting with a letter (pattern ^[a-z][a-z0-9_]{0,63}$), e.g. 'acme_noise'"
+        )
+    for attr in ("summary", "caveat", "score_meaning"):
+        text = getattr(spec, attr)
+        if not isinstance(text, str) or not text.strip():
+            raise PluginValidationError(f"tool {spec.name!r}: {attr} must be a non-empty sentence")
+    if len(spec.description) > MAX_DESCRIPTION:
+        raise PluginValidationError(
+            f"tool {spec.name!r}: summary + caveat + score_meaning is {len(spec.description)} "
+            f"characters; keep it under {MAX_DESCRIPTION} (function-calling limits)"
+        )
+    if spec.cost not in typing.get_args(typing.get_type_hints(ToolSpec)["cost"]):
+        raise PluginValidationError(
+            f"tool {spec.name!r}: cost must be cheap, moderate or expensive"
+        )
+    _validate_params_model(spec)
+    _validate_run_signature(spec)
+
+
+def _validate_params_model(spec: ToolSpec) -> None:
+    model = spec.params
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        raise PluginValidationError(
+            f"tool {spec.name!r}: params must be a pydantic BaseModel subclass, got {model!r}"
+        )
+    if model.model_config.get("extra") != "forbid":
+        raise PluginValidationError(
+            f"tool {spec.name!r}: {model.__name__} must reject unknown fields; add "
+            "model_config = ConfigDict(extra='forbid')"
+        )
+    try:
+        model.model_json_schema()
+        defaults = model()
+    except ValidationError:
+        raise PluginValidationError(
+            f"tool {spec.name!r}: every field of {model.__name__} needs a default, so the "
+            "tool can run in a survey without arguments"
+        ) from None
+    except Exception as err:
+        raise PluginValidationError(
+            f"tool {spec.name!r}: {model.__name__} has no JSON schema ({err}); use plain "
+            "JSON types (numbers, strings, booleans, lists, nested models)"
+        ) from None
+    if model.model_validate_json(defaults.model_dump_json()) != defaults:
+        raise PluginValidationError(
+            f"tool {spec.name!r}: {model.__name__} does not round-trip through JSON"
+        )
+
+
+def _validate_run_signature(spec: ToolSpec) -> None:
+    run = spec.run
+    fix = "define it as run(image: LoadedImage, params: YourParams, ctx: ToolContext)"
+    if not callable(run):
+        raise PluginValidationError(f"tool {spec.name!r}: run is not callable; {fix}")
+    try:
+        positional = [
+            p
+            for p in inspect.signature(run).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+    except (TypeError, ValueError):
+        raise PluginValidationError(f"tool {spec.name!r}: run has no signature; {fix}") from None
+    if len(positional) != 3:
+        raise PluginValidationError(
+            f"tool {spec.name!r}: run takes {len(positional)} positional arguments, not 3; {fix}"
+        )
+    try:
+        hints = typing.get_type_hints(run)
+    except Exception:  # unresolvable annotations are allowed; only resolved ones are checked
+        return
+    declared = hints.get(positional[1].name)
+    if declared is not None and declared is not spec.params:
+        raise PluginValidationError(
+            f"tool {spec.name!r}: run annotates its params as {declared!r} but the spec "
+            f"declares {spec.params.__name__}; make them the same model"
+        )
+
+
+def _load_entry_point(ep: EntryPoint) -> ToolSpec:
+    dist = ep.dist.name if ep.dist is not None else "an unknown distribution"
+    block = f"block it with the setting tools_blocked=['{ep.name}']"
+    try:
+        spec = ep.load()
+    except Exception as err:
+        raise PluginValidationError(
+            f"tool plugin {ep.name!r} from {dist} ({ep.value}) failed to import: "
+            f"{type(err).__name__}: {err}; fix or uninstall it, or {block}"
+        ) from err
+    try:
+        validate_spec(spec)
+    except PluginValidationError as err:
+        raise PluginValidationError(
+            f"tool plugin {ep.name!r} from {dist}: {err}; or {block}"
+        ) from None
+    if spec.name != ep.name:
+        raise PluginValidationError(
+            f"entry point {ep.name!r} from {dist} points at a tool named {spec.name!r}; "
+            f"name the entry point {spec.name!r}"
+        )
+    return spec
+
+
+def _installed_names() -> list[str]:
+    return [ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)]
