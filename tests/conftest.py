@@ -41,13 +41,29 @@ def registry() -> ToolRegistry:
 
 
 def photo(seed: int = 0, size: tuple[int, int] = (512, 384), noise: float = 3.0) -> np.ndarray:
-    """A photo-like RGB array: a scikit-image photograph resized, plus seeded sensor noise."""
+    """A photo-like RGB array plus seeded sensor noise.
+
+    A scikit-image photograph, cropped (and mirrored past its edges for large sizes),
+    never resampled: resampling is exactly what some tools detect.
+    """
     from skimage import data
 
-    base = Image.fromarray(data.astronaut()).resize(size, Image.Resampling.BICUBIC)
+    width, height = size
+    base = data.astronaut()
+    reps = (-(-height // base.shape[0]), -(-width // base.shape[1]))
+    rows = [
+        np.concatenate([_mirror(base, i, j) for j in range(reps[1])], axis=1)
+        for i in range(reps[0])
+    ]
+    tiled = np.concatenate(rows, axis=0)
     rng = np.random.default_rng(seed)
-    arr = np.asarray(base, dtype=np.float64) + rng.normal(0.0, noise, (size[1], size[0], 3))
+    arr = tiled[:height, :width].astype(np.float64) + rng.normal(0.0, noise, (height, width, 3))
     return np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+
+
+def _mirror(arr: np.ndarray, i: int, j: int) -> np.ndarray:
+    out = arr[::-1] if i % 2 else arr
+    return out[:, ::-1] if j % 2 else out
 
 
 def encode(rgb: np.ndarray, fmt: str = "PNG", **save: object) -> bytes:

@@ -212,6 +212,9 @@ class ToolSpec:
     regional : bool
         Whether the tool accepts a region (a box in original pixels) and analyses
         only that crop. Whole-file tools (metadata) set this to False.
+    survey : bool
+        Whether the default survey runs it on every image. Views (zoom) and
+        expensive tools usually opt out.
     """
 
     name: str
@@ -222,6 +225,7 @@ class ToolSpec:
     score_meaning: str
     cost: Cost = "cheap"
     regional: bool = True
+    survey: bool = True
 
     @property
     def description(self) -> str:
@@ -238,6 +242,7 @@ def forensic_tool(
     score_meaning: str,
     cost: Cost = "cheap",
     regional: bool = True,
+    survey: bool = True,
 ) -> Callable[[RunFunction], ToolSpec]:
     """Declare a forensic tool: decorate its ``run`` function to get a :class:`ToolSpec`.
 
@@ -267,6 +272,7 @@ def forensic_tool(
             score_meaning=score_meaning,
             cost=cost,
             regional=regional,
+            survey=survey,
         )
 
     return wrap

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
+from skimage.filters import apply_hysteresis_threshold
 
 from sleuth.tools.box import Box
 
@@ -19,7 +20,7 @@ class ScoredBox:
     box : Box
         In the pixels of the image the map was computed for.
     score : float
-        Mean normalised anomaly inside the component, in [0, 1].
+        How far the component's peak exceeds the threshold, mapped to [0, 1).
     area_fraction : float
         Share of the image the box covers.
     """
@@ -29,13 +30,16 @@ class ScoredBox:
     area_fraction: float
 
 
-def robust_z(values: np.ndarray) -> np.ndarray:
+def robust_z(values: np.ndarray, *, min_spread: float = 0.0) -> np.ndarray:
     """Return ``(values - median) / (1.4826 * MAD)``, a z-score that outliers do not inflate.
 
     Parameters
     ----------
     values : ndarray
         Any shape; NaNs are ignored when computing the median and MAD.
+    min_spread : float
+        Floor for ``1.4826 * MAD``, in the units of ``values``: differences smaller
+        than the measurement can resolve must not become large z-scores.
 
     Returns
     -------
@@ -47,6 +51,7 @@ def robust_z(values: np.ndarray) -> np.ndarray:
     mad = 1.4826 * np.nanmedian(np.abs(values - med))
     if not np.isfinite(mad) or mad < 1e-12:
         mad = float(np.nanstd(values)) or 1.0
+    mad = max(mad, min_spread)
     return (values - med) / mad
 
 
@@ -61,10 +66,14 @@ def propose_boxes(
     nms_iou: float = 0.3,
     two_sided: bool = False,
     cell: int | None = None,
+    smooth: float = 1.0,
+    min_spread: float = 0.0,
 ) -> list[ScoredBox]:
     """Turn an anomaly map into at most ``top_k`` boxes on the image.
 
-    The map is standardised with a robust z-score, thresholded, split into
+    The map is smoothed (a region shifts many neighbouring cells a little, noise
+    shifts single cells), standardised with a robust z-score, thresholded with
+    hysteresis, split into
     8-connected components, and each component's bounding box is scored by its
     mean exceedance. Overlapping boxes are removed by non-maximum suppression.
 
@@ -77,7 +86,8 @@ def propose_boxes(
     top_k : int
         Largest number of boxes returned.
     z_threshold : float
-        Cells whose robust z-score exceeds this are candidates.
+        Components must have a cell whose robust z-score exceeds this; they extend
+        over the connected cells above three quarters of it.
     min_area_fraction, max_area_fraction : float
         Components smaller or larger than these shares of the map are dropped
         (speckle; a "region" that is the whole image says nothing about where).
@@ -89,24 +99,37 @@ def propose_boxes(
         Pixels per map cell when the map is a block map whose cells cover
         ``cell x cell`` pixels from the top-left corner; otherwise the map is taken
         to span the whole image.
+    smooth : float
+        Standard deviation, in cells, of the Gaussian applied to the map; 0 for none.
+    min_spread : float
+        Floor for the smoothed map's robust spread (see :func:`robust_z`), in the
+        map's units: a map that is flat to within this yields no boxes.
 
     Returns
     -------
     list of ScoredBox
-        Best first. Scores map the mean exceedance ``z - z_threshold`` to [0, 1).
+        Best first. Scores map the component's peak exceedance ``z - z_threshold``
+        to [0, 1) as ``e / (e + 2)``.
 
     References
     ----------
-    .. [1] Neubeck, A. and Van Gool, L. "Efficient Non-Maximum Suppression."
+    .. [1] Canny, J. "A computational approach to edge detection." IEEE TPAMI 8(6),
+           1986 (hysteresis thresholding).
+    .. [2] Neubeck, A. and Van Gool, L. "Efficient Non-Maximum Suppression."
            ICPR 2006.
     """
-    z = robust_z(anomaly)
+    values = np.asarray(anomaly, dtype=np.float64)
+    if smooth > 0:
+        values = ndimage.gaussian_filter(
+            np.nan_to_num(values, nan=float(np.nanmedian(values))), smooth
+        )
+    z = robust_z(values, min_spread=min_spread)
     if two_sided:
         z = np.abs(z)
     z = np.nan_to_num(z, nan=0.0)
-    mask = z > z_threshold
-    # Close one-cell gaps so a region broken by texture stays one component.
-    mask = ndimage.binary_closing(mask, structure=np.ones((3, 3)), iterations=1) | mask
+    # Hysteresis: components seeded above the threshold grow through cells above 3/4
+    # of it, so a region is boxed whole, not only at its strongest cells.
+    mask = apply_hysteresis_threshold(z, z_threshold * 0.75, z_threshold)
     labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
     if count == 0:
         return []
@@ -115,7 +138,7 @@ def propose_boxes(
     sx, sy = (float(cell), float(cell)) if cell else (width / w, height / h)
     index = np.arange(1, count + 1)
     sizes = ndimage.sum_labels(mask, labels, index)
-    means = ndimage.mean(z, labels, index)
+    peaks = ndimage.maximum(z, labels, index)
     candidates: list[ScoredBox] = []
     for label, sl in enumerate(ndimage.find_objects(labels), start=1):
         if sl is None:
@@ -130,7 +153,7 @@ def propose_boxes(
             x1=min(width, max(int(np.ceil(xs.stop * sx)), int(np.floor(xs.start * sx)) + 1)),
             y1=min(height, max(int(np.ceil(ys.stop * sy)), int(np.floor(ys.start * sy)) + 1)),
         )
-        excess = max(0.0, float(means[label - 1]) - z_threshold)
+        excess = max(0.0, float(peaks[label - 1]) - z_threshold)
         candidates.append(
             ScoredBox(box=box, score=excess / (excess + 2.0), area_fraction=float(frac))
         )

@@ -76,6 +76,7 @@ def zoom_crop(
     "image does not have.",
     score_meaning="No score; the finding records the region and the enlargement.",
     cost="cheap",
+    survey=False,
 )
 def zoom(image: LoadedImage, params: ZoomParams, ctx: ToolContext) -> ToolResult:
     """Zoom into the analysed region (the whole image when no region is given)."""

@@ -1,0 +1,151 @@
+"""The ``sleuth`` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+from rich.progress import Progress
+
+from sleuth.render import findings_table, survey_json, tool_result_json, tools_table
+from sleuth.settings import Settings
+from sleuth.tools import Box, SleuthError, ToolRegistry, load_image
+from sleuth.tools.survey import run_survey
+
+app = typer.Typer(
+    help="sleuth: decide whether an image is AI-generated, and show why.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+tools_app = typer.Typer(help="List and run forensic tools.", no_args_is_help=True)
+app.add_typer(tools_app, name="tools")
+
+out = Console()
+err = Console(stderr=True)
+
+OutDir = Annotated[
+    Path | None, typer.Option("--out", help="Write artifacts (heatmaps, crops) here as PNG.")
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _registry(settings: Settings) -> ToolRegistry:
+    return ToolRegistry.discover(enabled=settings.tools_enabled, blocked=settings.tools_blocked)
+
+
+def parse_assignments(items: list[str]) -> dict[str, Any]:
+    """Turn ``["quality=80", "mode=fast"]`` into a dict; values are read as JSON, else text."""
+    params: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"{item!r} is not key=value", param_hint="--set")
+        try:
+            params[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key.strip()] = value
+    return params
+
+
+@tools_app.command("list")
+def tools_list(as_json: AsJson = False) -> None:
+    """List the installed forensic tools (built-ins and plugins)."""
+    registry = _registry(Settings.load())
+    if as_json:
+        rows = [
+            {
+                "name": s.name,
+                "cost": s.cost,
+                "regional": s.regional,
+                "survey": s.survey,
+                "description": s.description,
+                "parameters": s.params.model_json_schema(),
+            }
+            for s in registry
+        ]
+        out.print_json(json.dumps(rows))
+    else:
+        out.print(tools_table(registry))
+
+
+@tools_app.command("run")
+def tools_run(
+    name: Annotated[str, typer.Argument(help="Tool name (see `sleuth tools list`).")],
+    image: Annotated[Path, typer.Argument(help="Image file.")],
+    box: Annotated[
+        str | None, typer.Option("--box", help="Region x0,y0,x1,y1 in original pixels.")
+    ] = None,
+    assignments: Annotated[
+        list[str] | None, typer.Option("--set", help="Parameter key=value (repeatable).")
+    ] = None,
+    as_json: AsJson = False,
+    out_dir: OutDir = None,
+) -> None:
+    """Run one forensic tool on an image, or on a region of it."""
+    settings = Settings.load()
+    registry = _registry(settings)
+    loaded = load_image(image, limits=settings.image_limits)
+    region = Box.parse(box) if box else None
+    params = parse_assignments(assignments or [])
+    result = registry.run(name, loaded, params, region=region, artifact_dir=out_dir)
+    if as_json:
+        out.print_json(tool_result_json(result))
+    else:
+        out.print(findings_table(result.findings, title=f"{name} on {image.name}"))
+        _print_artifacts(result.artifacts, out_dir)
+
+
+@tools_app.command("survey")
+def tools_survey(
+    image: Annotated[Path, typer.Argument(help="Image file.")],
+    as_json: AsJson = False,
+    out_dir: OutDir = None,
+) -> None:
+    """Run the default survey (every survey tool on the whole image) and propose regions."""
+    settings = Settings.load()
+    registry = _registry(settings)
+    loaded = load_image(image, limits=settings.image_limits)
+    with Progress(console=err, transient=True, disable=as_json or not err.is_terminal) as bar:
+        task = bar.add_task("survey", total=None)
+
+        def progress(tool: str, done: int, total: int) -> None:
+            bar.update(task, description=f"running {tool}", completed=done, total=total)
+
+        result = run_survey(registry, loaded, artifact_dir=out_dir, progress=progress)
+    if as_json:
+        out.print_json(survey_json(loaded, result))
+        return
+    findings = [f for r in result.results.values() for f in r.findings]
+    out.print(findings_table(findings, title=f"survey of {image.name}"))
+    for i, cand in enumerate(result.candidates, start=1):
+        out.print(f"candidate {i}: {cand.box.as_tuple()} score {cand.score:.2f}")
+    _print_artifacts([a for r in result.results.values() for a in r.artifacts], out_dir)
+
+
+def _print_artifacts(artifacts: list[Any], out_dir: Path | None) -> None:
+    if out_dir is not None and artifacts:
+        out.print(f"{len(artifacts)} artifact(s) written to {out_dir}")
+
+
+def main() -> None:
+    """Run the CLI; expected errors become one line on stderr and a non-zero exit code."""
+    try:
+        app(standalone_mode=False)
+    except SleuthError as exc:
+        _fail(str(exc), 2)
+    except click.ClickException as exc:
+        _fail(exc.format_message(), exc.exit_code)
+    except click.Abort:
+        _fail("aborted", 130)
+    except OSError as exc:
+        _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc), 2)
+
+
+def _fail(message: str, code: int) -> None:
+    err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    sys.exit(code)

@@ -1,0 +1,78 @@
+"""Rendering of tools, findings and surveys for people (rich) and programs (JSON)."""
+
+from __future__ import annotations
+
+import json
+
+from rich.markup import escape
+from rich.table import Table
+
+from sleuth.tools import Finding, LoadedImage, ToolRegistry, ToolResult
+from sleuth.tools.survey import Survey
+
+DIRECTION_STYLE = {"ai": "bold red", "real": "green", "neutral": "dim"}
+
+
+def tools_table(registry: ToolRegistry) -> Table:
+    """Return a table of the registered tools."""
+    table = Table(title="forensic tools", show_lines=True)
+    table.add_column("name", style="bold")
+    table.add_column("cost")
+    table.add_column("region")
+    table.add_column("survey")
+    table.add_column("what it does")
+    for spec in registry:
+        table.add_row(
+            spec.name,
+            spec.cost,
+            "yes" if spec.regional else "no",
+            "yes" if spec.survey else "no",
+            spec.summary.split(". ")[0].rstrip(".") + ".",
+        )
+    return table
+
+
+def findings_table(findings: list[Finding], *, title: str) -> Table:
+    """Return a table with one row per finding."""
+    table = Table(title=title, show_lines=True)
+    table.add_column("tool", style="bold")
+    table.add_column("score", justify="right")
+    table.add_column("points to")
+    table.add_column("finding")
+    table.add_column("boxes")
+    for f in findings:
+        text = escape(f.summary)
+        if f.caveats:
+            text += "\n[dim]caveat: " + escape("; ".join(f.caveats)) + "[/dim]"
+        table.add_row(
+            f.tool,
+            "-" if f.score is None else f"{f.score:.2f}",
+            f"[{DIRECTION_STYLE[f.direction]}]{f.direction}[/]",
+            text,
+            "\n".join(",".join(map(str, b.as_tuple())) for b in f.boxes),
+        )
+    return table
+
+
+def tool_result_json(result: ToolResult) -> str:
+    """Return the result as JSON (artifacts by name and path, never pixels)."""
+    return result.model_dump_json()
+
+
+def survey_json(image: LoadedImage, survey: Survey) -> str:
+    """Return a survey as JSON: image identity, per-tool results, candidate regions."""
+    payload = {
+        "image": {
+            "sha256": image.sha256,
+            "format": image.format,
+            "width": image.size[0],
+            "height": image.size[1],
+            "notes": list(image.notes),
+        },
+        "results": {name: r.model_dump(mode="json") for name, r in survey.results.items()},
+        "candidates": [
+            {"box": c.box.model_dump(), "score": round(c.score, 4)} for c in survey.candidates
+        ],
+        "seconds": {k: round(v, 4) for k, v in survey.seconds.items()},
+    }
+    return json.dumps(payload)

@@ -1,0 +1,96 @@
+"""Settings: one frozen model; explicit arguments, then environment, then file, then defaults."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sleuth.tools.box import validation_message
+from sleuth.tools.errors import SleuthError
+from sleuth.tools.image import ImageLimits
+
+ENV_PREFIX = "SLEUTH_"
+LIST_SEPARATOR = ","
+
+
+class SettingsError(SleuthError, ValueError):
+    """A setting has an invalid value; the message names it and its source."""
+
+
+def default_config_file() -> Path:
+    """Return ``$XDG_CONFIG_HOME/sleuth/config.toml`` (``~/.config`` when unset)."""
+    base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(base) / "sleuth" / "config.toml"
+
+
+class Settings(BaseModel):
+    """Everything configurable. Each field is also ``SLEUTH_<FIELD>`` in the environment.
+
+    Load with :meth:`load`; construct directly for fully explicit settings.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_image_bytes: int = Field(200 * 1024 * 1024, ge=1, description="Largest file read.")
+    max_image_pixels: int = Field(80_000_000, ge=1, description="Largest canvas decoded.")
+    tools_enabled: list[str] | None = Field(None, description="Only these tools, when set.")
+    tools_blocked: list[str] = Field(default_factory=list, description="Tools never loaded.")
+
+    @property
+    def image_limits(self) -> ImageLimits:
+        """The image loading limits."""
+        return ImageLimits(max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels)
+
+    @classmethod
+    def load(cls, config_file: Path | None = None, **overrides: Any) -> Settings:
+        """Resolve settings: ``overrides`` > ``SLEUTH_*`` variables > config file > defaults.
+
+        Parameters
+        ----------
+        config_file : Path, optional
+            A TOML file; defaults to ``$SLEUTH_CONFIG`` or :func:`default_config_file`
+            (a missing default file is fine, a missing explicit one is an error).
+        **overrides
+            Explicit values; ``None`` means "not given".
+
+        Raises
+        ------
+        SettingsError
+            For an unreadable file, an unknown key or an invalid value.
+        """
+        values: dict[str, Any] = {}
+        values.update(_from_file(config_file))
+        values.update(_from_env())
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls.model_validate(values)
+        except ValidationError as err:
+            raise SettingsError(f"invalid settings: {validation_message(err)}") from None
+
+
+def _from_file(path: Path | None) -> dict[str, Any]:
+    explicit = path or (Path(p) if (p := os.environ.get(f"{ENV_PREFIX}CONFIG")) else None)
+    target = explicit or default_config_file()
+    if not target.is_file():
+        if explicit:
+            raise SettingsError(f"config file {target} does not exist")
+        return {}
+    try:
+        return tomllib.loads(target.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise SettingsError(f"cannot read config file {target}: {err}") from None
+
+
+def _from_env() -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, field in Settings.model_fields.items():
+        raw = os.environ.get(ENV_PREFIX + name.upper())
+        if raw is None:
+            continue
+        is_list = "list" in str(field.annotation)
+        out[name] = [p.strip() for p in raw.split(LIST_SEPARATOR) if p.strip()] if is_list else raw
+    return out

@@ -1,0 +1,1 @@
+"""JPEG compression tools: error level analysis, quantization tables."""

@@ -1,0 +1,1 @@
+"""Noise residual tools."""
