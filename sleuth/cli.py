@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.progress import Progress
@@ -138,14 +137,18 @@ def main() -> None:
         app(standalone_mode=False)
     except SleuthError as exc:
         _fail(str(exc), 2)
-    except click.ClickException as exc:
-        _fail(exc.format_message(), exc.exit_code)
-    except click.Abort:
+    except typer.Abort:
         _fail("aborted", 130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.TyperException as exc:  # usage errors; typer vendors click's classes
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        _fail(message, getattr(exc, "exit_code", 2))
     except OSError as exc:
         _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc), 2)
 
 
 def _fail(message: str, code: int) -> None:
-    err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    if message.strip():  # help shown for a bare command group carries no message
+        err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
     sys.exit(code)

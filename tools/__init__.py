@@ -21,7 +21,7 @@ from sleuth.tools.errors import (
     UnknownToolError,
 )
 from sleuth.tools.image import ImageLimits, LoadedImage, load_image, load_image_base64
-from sleuth.tools.proposal import ScoredBox, propose_boxes
+from sleuth.tools.proposal import ScoredBox, block_reduce_mean, propose_boxes
 from sleuth.tools.registry import ToolRegistry
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "ToolResult",
     "ToolSpec",
     "UnknownToolError",
+    "block_reduce_mean",
     "forensic_tool",
     "load_image",
     "load_image_base64",

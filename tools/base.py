@@ -186,6 +186,23 @@ def _as_uint8(pixels: np.ndarray) -> np.ndarray:
     return np.rint(scaled).astype(np.uint8)
 
 
+def too_small(image: LoadedImage, minimum: int) -> ToolResult | None:
+    """Return a neutral "too small" result when a side of ``image`` is under ``minimum``.
+
+    Returns
+    -------
+    ToolResult or None
+        None when the image is large enough to analyse.
+    """
+    if min(image.width, image.height) >= minimum:
+        return None
+    finding = Finding(
+        summary=f"Too small to analyse ({image.width}x{image.height} pixels).",
+        caveats=[f"needs at least {minimum}x{minimum} pixels"],
+    )
+    return ToolResult(findings=[finding])
+
+
 RunFunction = Callable[[LoadedImage, Any, ToolContext], ToolResult]
 
 

@@ -6,7 +6,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from scipy import fft, ndimage
 
-from sleuth.tools.base import Finding, ToolContext, ToolResult, forensic_tool
+from sleuth.tools.base import Finding, ToolContext, ToolResult, forensic_tool, too_small
 from sleuth.tools.image import LoadedImage
 
 # Kirchner's fixed linear predictor: each pixel from its 8 neighbours.
@@ -171,16 +171,9 @@ def _score(prominence: float) -> float:
 def spectrum(image: LoadedImage, params: SpectrumParams, ctx: ToolContext) -> ToolResult:
     """Find periodic resampling peaks in the analysed pixels."""
     gray = image.rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    if (small := too_small(image, MIN_TILE)) is not None:
+        return small
     tile = min(params.tile, *gray.shape)
-    if tile < MIN_TILE:
-        return ToolResult(
-            findings=[
-                Finding(
-                    summary=f"Too small for frequency analysis ({image.width}x{image.height}).",
-                    caveats=[f"needs at least {MIN_TILE}x{MIN_TILE} pixels"],
-                )
-            ]
-        )
     tile -= tile % 8
     peaks = dict.fromkeys(FREQUENCIES, 0.0)
     for profile in difference_profiles(gray):

@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
-from sleuth.tools.base import Finding, ToolContext, ToolResult, forensic_tool
+from sleuth.tools.base import Finding, ToolContext, ToolResult, forensic_tool, too_small
 from sleuth.tools.image import LoadedImage
 from sleuth.tools.proposal import block_reduce_mean, propose_boxes
 
@@ -79,6 +79,8 @@ def error_level(
 )
 def ela(image: LoadedImage, params: ElaParams, ctx: ToolContext) -> ToolResult:
     """Map error levels, box the areas that stand out, and save an amplified heatmap."""
+    if (small := too_small(image, params.block)) is not None:
+        return small
     levels = error_level(image.rgb, quality=params.quality, offset=image.origin)
     proposals = propose_boxes(
         block_reduce_mean(levels, params.block),

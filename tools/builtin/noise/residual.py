@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from sleuth.tools.base import Finding, ToolContext, ToolResult, forensic_tool
+from sleuth.tools.base import Finding, ToolContext, ToolResult, forensic_tool, too_small
 from sleuth.tools.image import LoadedImage
 from sleuth.tools.proposal import block_reduce_mean, propose_boxes
 
@@ -139,6 +139,8 @@ def npr_block_ratio(gray: np.ndarray) -> float:
 )
 def noise(image: LoadedImage, params: NoiseParams, ctx: ToolContext) -> ToolResult:
     """Map the noise level, box noise-poor areas, and measure NPR."""
+    if (small := too_small(image, params.block)) is not None:
+        return small
     gray = image.rgb.astype(np.float32) @ LUMA
     sigma = noise_level_map(gray, block=params.block)
     proposals = propose_boxes(
