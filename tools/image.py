@@ -85,6 +85,13 @@ class LoadedImage:
     frames: int = 1
     notes: tuple[str, ...] = ()
 
+    @functools.cached_property
+    def gray(self) -> np.ndarray:
+        """Return the view's luminance (BT.601 weights), read-only float32, computed once."""
+        luma = self.rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+        luma.setflags(write=False)
+        return luma
+
     @property
     def width(self) -> int:
         """Width of this view in pixels."""

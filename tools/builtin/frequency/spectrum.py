@@ -170,7 +170,7 @@ def _score(prominence: float) -> float:
 )
 def spectrum(image: LoadedImage, params: SpectrumParams, ctx: ToolContext) -> ToolResult:
     """Find periodic resampling peaks in the analysed pixels."""
-    gray = image.rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    gray = image.gray
     if (small := too_small(image, MIN_TILE)) is not None:
         return small
     tile = min(params.tile, *gray.shape)

@@ -7,9 +7,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sleuth.tools.base import Finding, ToolContext, ToolResult, forensic_tool, too_small
 from sleuth.tools.image import LoadedImage
-from sleuth.tools.proposal import block_reduce_mean, propose_boxes
+from sleuth.tools.proposal import propose_boxes
 
-LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 MAD_TO_SIGMA = 1 / 0.6745
 
 
@@ -80,13 +79,13 @@ def noise_level_map(gray: np.ndarray, *, block: int) -> np.ndarray:
     )
 
 
-def npr_map(gray: np.ndarray) -> np.ndarray:
-    """Return the neighbouring-pixel-relationship residual ``x - up(down(x))``.
+def npr_block_ratio(gray: np.ndarray) -> float:
+    """Mean |difference| inside 2x2 blocks over mean |difference| across block edges.
 
-    ``down`` keeps the top-left pixel of each 2x2 block and ``up`` repeats it, so the
-    residual is each pixel's difference from its block's anchor. Upsampling layers make
-    the pixels of a block alike, which shrinks this residual relative to differences
-    across blocks.
+    NPR [1]_ is the residual ``x - up(down(x))``: each pixel's difference from its
+    2x2 block's anchor. Upsampling layers (a generator's decoder, a resize) make the
+    pixels of a block alike, which shrinks differences inside blocks relative to those
+    across block edges. The ratio is about 1 for camera images.
 
     Parameters
     ----------
@@ -94,28 +93,12 @@ def npr_map(gray: np.ndarray) -> np.ndarray:
 
     Returns
     -------
-    ndarray of float32, shape (H // 2 * 2, W // 2 * 2)
+    float
 
     References
     ----------
     .. [1] Tan, C. et al. "Rethinking the up-sampling operations in CNN-based generative
            network for generalizable deepfake detection." CVPR 2024.
-    """
-    h, w = gray.shape[0] // 2 * 2, gray.shape[1] // 2 * 2
-    g = gray[:h, :w]
-    anchor = np.repeat(np.repeat(g[::2, ::2], 2, axis=0), 2, axis=1)
-    return (g - anchor).astype(np.float32)
-
-
-def npr_block_ratio(gray: np.ndarray) -> float:
-    """Mean |difference| inside 2x2 blocks over mean |difference| across block edges.
-
-    About 1 for camera images; below 1 when 2x2 blocks were made alike by upsampling
-    (a generator's decoder or a resize), as NPR [1]_ exploits.
-
-    References
-    ----------
-    .. [1] Tan, C. et al. CVPR 2024 (see :func:`npr_map`).
     """
     dx = np.abs(np.diff(gray, axis=1))
     dy = np.abs(np.diff(gray, axis=0))
@@ -141,7 +124,7 @@ def noise(image: LoadedImage, params: NoiseParams, ctx: ToolContext) -> ToolResu
     """Map the noise level, box noise-poor areas, and measure NPR."""
     if (small := too_small(image, params.block)) is not None:
         return small
-    gray = image.rgb.astype(np.float32) @ LUMA
+    gray = image.gray
     sigma = noise_level_map(gray, block=params.block)
     proposals = propose_boxes(
         -np.log(sigma + 0.1),
@@ -157,12 +140,14 @@ def noise(image: LoadedImage, params: NoiseParams, ctx: ToolContext) -> ToolResu
         description=f"Noise level per {params.block}-pixel cell (brighter = noisier).",
         source=image.region,
     )
-    residual = block_reduce_mean(np.abs(npr_map(gray)), 2)
+    h, w = gray.shape[0] // 2 * 2, gray.shape[1] // 2 * 2
+    residual = np.abs(gray[1:h:2, 1:w:2] - gray[0:h:2, 0:w:2])  # NPR at each block's far corner
     npr = ctx.artifact(
         "npr",
-        residual / (float(np.percentile(residual, 99)) + 1e-6),
+        residual / (float(np.percentile(residual[::2, ::2], 99)) + 1e-6),
         kind="map",
-        description="Neighbouring-pixel-relationship residual, at half resolution.",
+        description="Neighbouring-pixel-relationship residual (each 2x2 block's far corner "
+        "against its anchor), at half resolution.",
         source=image.region,
     )
     score = proposals[0].score if proposals else 0.0
