@@ -154,3 +154,18 @@ def test_pixels_are_read_only_and_views_share_them():
     assert view.region == Box(x0=10, y0=20, x1=60, y1=50)
     assert np.shares_memory(view.rgb, image.full)
     assert view.to_original(Box(x0=0, y0=0, x1=5, y1=5)) == Box(x0=10, y0=20, x1=15, y1=25)
+
+
+@pytest.mark.parametrize("fmt", ["AVIF", "HEIF"])
+def test_avif_and_heif_load_when_a_codec_is_installed(fmt):
+    if fmt == "HEIF":
+        pillow_heif = pytest.importorskip("pillow_heif")
+        pillow_heif.register_heif_opener()
+    from PIL import features
+
+    if fmt == "AVIF" and not features.check("avif"):
+        pytest.skip("this Pillow build has no AVIF codec")
+    data = encode_image(Image.fromarray(photo(0, (96, 64))), fmt, quality=90)
+    image = load_image(data)
+    assert image.format == fmt and image.size == (96, 64)
+    assert np.abs(image.rgb.astype(int) - photo(0, (96, 64))).mean() < 12
