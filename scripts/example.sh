@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
-"$PY" -m pip install --quiet -e .
+install -e .
 example=$("$PY" -c "import os, skimage.data; print(os.path.join(skimage.data.data_dir, 'chelsea.png'))")
 exec .venv/bin/sleuth tools survey "$example" "$@"

@@ -3,10 +3,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
-"$PY" -m pip install --quiet -e ".[dev]"
+install -e ".[dev]"
 # The reference SD-watermark encoder for the decoder's tests; its declared deps (torch,
 # opencv-python) are not needed for the DCT path, so it is installed without them.
-"$PY" -m pip install --quiet --no-deps "invisible-watermark==0.2.0"
+install --no-deps "invisible-watermark==0.2.0"
 "$PY" -m ruff check .
 "$PY" -m ruff format --check .
 status=0

@@ -182,10 +182,10 @@ def spectrum(image: LoadedImage, params: SpectrumParams, ctx: ToolContext) -> To
     prominence = max(peaks.values())
     period = lattice_period(peaks, strong=STRONG)
     score = _score(prominence)
+    tiles = len(tile_origins(*gray.shape, tile, params.max_tiles))
     caveats = [
         "periodicity measured on row and column profiles of the whole analysed area; "
-        f"the spectrum image averages {len(tile_origins(*gray.shape, tile, params.max_tiles))} "
-        f"tiles of {tile}x{tile} pixels"
+        f"the spectrum image averages {tiles} tile(s) of {tile}x{tile} pixels"
     ]
     fits_8_grid = period is not None and round(8 / period, 6).is_integer()
     on_jpeg_grid = image.is_jpeg and fits_8_grid
