@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,7 +13,15 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
-from sleuth.render import findings_table, survey_json, tool_result_json, tools_table
+from sleuth.render import (
+    cases_table,
+    findings_table,
+    step_line,
+    survey_json,
+    tool_result_json,
+    tools_table,
+    verdict_lines,
+)
 from sleuth.settings import Settings
 from sleuth.tools import Box, SleuthError, ToolRegistry, load_image
 from sleuth.tools.survey import run_survey
@@ -23,6 +33,8 @@ app = typer.Typer(
 )
 tools_app = typer.Typer(help="List and run forensic tools.", no_args_is_help=True)
 app.add_typer(tools_app, name="tools")
+cases_app = typer.Typer(help="List, show and resume stored cases.", no_args_is_help=True)
+app.add_typer(cases_app, name="cases")
 
 out = Console()
 err = Console(stderr=True)
@@ -124,6 +136,174 @@ def tools_survey(
     for i, cand in enumerate(result.candidates, start=1):
         out.print(f"candidate {i}: {cand.box.as_tuple()} score {cand.score:.2f}")
     _print_artifacts([a for r in result.results.values() for a in r.artifacts], out_dir)
+
+
+BACKENDS = ("offline", "openai", "transformers")
+
+
+@app.command("analyze")
+def analyze_command(
+    image: Annotated[Path, typer.Argument(help="Image file.")],
+    question: Annotated[
+        str | None, typer.Option("--question", "-q", help="What you want to know.")
+    ] = None,
+    backend: Annotated[
+        str | None, typer.Option("--backend", help="offline (default), openai or transformers.")
+    ] = None,
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", help="OpenAI-compatible server (openai).")
+    ] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Model name or folder.")] = None,
+    max_steps: Annotated[
+        int | None, typer.Option("--max-steps", help="Reasoning turns (default 6).")
+    ] = None,
+    threshold: Annotated[
+        float | None, typer.Option("--threshold", help="Confidence that stops early (0.85).")
+    ] = None,
+    fallback: Annotated[
+        bool | None,
+        typer.Option("--fallback/--no-fallback", help="Offline analyst if the model fails."),
+    ] = None,
+    as_json: AsJson = False,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Write a self-contained HTML report here.")
+    ] = None,
+) -> None:
+    """Investigate an image and print the verdict (the case is stored for follow-ups)."""
+    from sleuth.api import Investigator
+
+    settings = Settings.load(
+        backend=_backend_spec(backend, model),
+        base_url=base_url,
+        max_steps=max_steps,
+        threshold=threshold,
+        fallback=fallback,
+    )
+    with Investigator(settings) as session, _live_steps(as_json) as progress:
+        verdict = session.analyze(image, question, progress=progress)
+        if report is not None:
+            _write_report(session, verdict.case_id, report)
+    if as_json:
+        out.print_json(verdict.model_dump_json())
+    else:
+        for line in verdict_lines(verdict):
+            out.print(line, highlight=False)
+    if report is not None:
+        err.print(f"report written to {report}")
+
+
+@app.command("ask")
+def ask_command(
+    case_id: Annotated[str, typer.Argument(help="Case id (see `sleuth cases list`).")],
+    question: Annotated[str, typer.Argument(help='E.g. "what did ELA show in box 2?"')],
+    backend: Annotated[
+        str | None, typer.Option("--backend", help="Answer with another backend.")
+    ] = None,
+    base_url: Annotated[str | None, typer.Option("--base-url")] = None,
+    model: Annotated[str | None, typer.Option("--model")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Ask a follow-up question about a stored case."""
+    from sleuth.api import Investigator
+
+    settings = Settings.load(backend=_backend_spec(backend, model), base_url=base_url)
+    with Investigator(settings) as session, _live_steps(as_json) as progress:
+        answer = session.ask(case_id, question, progress=progress)
+    if as_json:
+        out.print_json(answer.model_dump_json())
+    else:
+        out.print(answer.answer, markup=False, highlight=False)
+
+
+@cases_app.command("list")
+def cases_list(as_json: AsJson = False) -> None:
+    """List stored cases, most recent first."""
+    from sleuth.api import Investigator
+
+    with Investigator(Settings.load()) as session:
+        rows = session.cases()
+    if as_json:
+        out.print_json(json.dumps([r.model_dump(mode="json") for r in rows]))
+        return
+    out.print(cases_table(rows))
+
+
+@cases_app.command("show")
+def cases_show(
+    case_id: Annotated[str, typer.Argument(help="Case id.")],
+    as_json: AsJson = False,
+    report: Annotated[Path | None, typer.Option("--report", help="Write the HTML report.")] = None,
+) -> None:
+    """Show a stored case: its verdict and follow-up answers."""
+    from sleuth.api import Investigator
+
+    with Investigator(Settings.load()) as session:
+        case = session.case(case_id)
+        if report is not None:
+            _write_report(session, case_id, report)
+    if as_json:
+        out.print_json(case.model_dump_json())
+        return
+    if case.verdict is not None:
+        for line in verdict_lines(case.verdict):
+            out.print(line, highlight=False)
+    else:
+        out.print(f"case {case_id} was interrupted; `sleuth cases resume {case_id}` continues it")
+    for answer in case.answers:
+        out.print(f"\nQ: {answer.question}", markup=False, highlight=False)
+        out.print(answer.answer, markup=False, highlight=False)
+
+
+@cases_app.command("resume")
+def cases_resume(
+    case_id: Annotated[str, typer.Argument(help="Case id of an interrupted analysis.")],
+    as_json: AsJson = False,
+) -> None:
+    """Continue an interrupted analysis (e.g. after the model server came back)."""
+    from sleuth.api import Investigator
+
+    with Investigator(Settings.load()) as session, _live_steps(as_json) as progress:
+        verdict = session.resume(case_id, progress=progress)
+    if as_json:
+        out.print_json(verdict.model_dump_json())
+    else:
+        for line in verdict_lines(verdict):
+            out.print(line, highlight=False)
+
+
+def _backend_spec(backend: str | None, model: str | None) -> str | None:
+    if backend is None and model is None:
+        return None
+    provider = backend or "openai"
+    if provider not in BACKENDS:
+        raise typer.BadParameter(f"use one of {', '.join(BACKENDS)}", param_hint="--backend")
+    return f"{provider}:{model}" if model else provider
+
+
+@contextmanager
+def _live_steps(quiet: bool) -> Iterator[Any]:
+    """Print each step on stderr as it completes (nothing with --json or off a terminal)."""
+    if quiet:
+        yield None
+        return
+    with err.status("surveying ...") as status:
+
+        def progress(step: Any) -> None:
+            err.print(step_line(step), highlight=False)
+            status.update(f"step {step.index + 1} ...")
+
+        yield progress
+
+
+def _write_report(session: Any, case_id: str, path: Path) -> None:
+    from sleuth.report import render_report
+
+    html = render_report(
+        session.case(case_id),
+        session.image(case_id),
+        lambda name: session.files.artifact_path(case_id, name),
+    )
+    path.write_text(html, encoding="utf-8")
 
 
 def _print_artifacts(artifacts: list[Any], out_dir: Path | None) -> None:

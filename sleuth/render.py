@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from rich.markup import escape
 from rich.table import Table
 
+from sleuth.agent.verdict import Step, Verdict
 from sleuth.tools import Finding, LoadedImage, ToolRegistry, ToolResult
 from sleuth.tools.survey import Survey
 
@@ -76,3 +78,51 @@ def survey_json(image: LoadedImage, survey: Survey) -> str:
         "seconds": {k: round(v, 4) for k, v in survey.seconds.items()},
     }
     return json.dumps(payload)
+
+
+LABEL_STYLE = {"ai_generated": "bold red", "real": "bold green", "uncertain": "bold yellow"}
+
+
+def verdict_lines(verdict: Verdict) -> list[str]:
+    """Return the verdict as rich-markup lines: label, probability, explanation, evidence."""
+    band = "{:.2f}-{:.2f}".format(*verdict.abstain_band)
+    backend = f"{verdict.backend.provider}:{verdict.backend.model}"
+    if verdict.backend.fallback_from:
+        backend += f" (fallback: {escape(verdict.backend.fallback_from)})"
+    lines = [
+        f"[{LABEL_STYLE[verdict.label]}]{verdict.label}[/]  p_ai = {verdict.p_ai:.2f}"
+        f"  [dim](abstain band {band}; stopped: {verdict.stopped}; {backend})[/dim]",
+        "",
+        escape(verdict.explanation),
+    ]
+    if verdict.regions:
+        lines += ["", "regions:"]
+        lines += [f"  box {i}: {b.as_tuple()}" for i, b in enumerate(verdict.regions, start=1)]
+    lines += ["", f'case {verdict.case_id}  (sleuth ask {verdict.case_id} "...")']
+    return lines
+
+
+def step_line(step: Step) -> str:
+    """Return one step as a short rich-markup line for live progress."""
+    what = step.tool or step.kind
+    style = "red" if step.error else "dim"
+    return (
+        f"[{style}]{step.index:>2} {step.kind:<6} {escape(what):<11} {escape(step.result[:90])}[/]"
+    )
+
+
+def cases_table(rows: list[Any]) -> Table:
+    """Return a table of stored cases."""
+    table = Table(title="cases")
+    for column in ("case", "label", "p_ai", "backend", "questions", "updated"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row.case_id,
+            row.label or "(interrupted)",
+            "-" if row.p_ai is None else f"{row.p_ai:.2f}",
+            row.backend or "-",
+            str(row.questions),
+            row.updated[:19],
+        )
+    return table

@@ -7,6 +7,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sleuth.tools.box import validation_message
@@ -19,6 +20,11 @@ LIST_SEPARATOR = ","
 
 class SettingsError(SleuthError, ValueError):
     """A setting has an invalid value; the message names it and its source."""
+
+
+def default_data_dir() -> Path:
+    """Return the user data directory (``$XDG_DATA_HOME/sleuth`` on Linux)."""
+    return Path(platformdirs.user_data_dir("sleuth", appauthor=False))
 
 
 def default_config_file() -> Path:
@@ -39,6 +45,30 @@ class Settings(BaseModel):
     max_image_pixels: int = Field(80_000_000, ge=1, description="Largest canvas decoded.")
     tools_enabled: list[str] | None = Field(None, description="Only these tools, when set.")
     tools_blocked: list[str] = Field(default_factory=list, description="Tools never loaded.")
+    data_dir: Path = Field(
+        default_factory=default_data_dir, description="Case images, artifacts and the database."
+    )
+    case_store: str | None = Field(
+        None,
+        description="SQLite file or postgres:// URL for case state; default: "
+        "<data_dir>/cases.sqlite.",
+    )
+    backend: str = Field("offline", description="provider:model, e.g. openai:Qwen/Qwen2.5-VL-7B.")
+    base_url: str | None = Field(None, description="OpenAI-compatible server for openai.")
+    api_key: str = Field("EMPTY", description="Bearer token for the model server.")
+    model_timeout: float = Field(60.0, gt=0, le=3600, description="Seconds per model call.")
+    model_retries: int = Field(1, ge=0, le=5, description="Retries after a failed call.")
+    model_family: str | None = Field(None, description="Box convention override.")
+    fallback: bool = Field(False, description="Answer with the offline analyst if the model fails.")
+    max_steps: int = Field(6, ge=1, le=50, description="Reasoning turns per question.")
+    threshold: float = Field(0.85, ge=0.5, le=1.0, description="Confidence that stops early.")
+    abstain_low: float = Field(0.35, ge=0.0, le=0.5, description="Abstain band, lower end.")
+    abstain_high: float = Field(0.65, ge=0.5, le=1.0, description="Abstain band, upper end.")
+
+    @property
+    def case_store_target(self) -> str:
+        """The checkpointer target: the setting, or the SQLite file in the data directory."""
+        return self.case_store or str(self.data_dir / "cases.sqlite")
 
     @property
     def image_limits(self) -> ImageLimits:

@@ -1,0 +1,82 @@
+"""Reasoning backends behind one interface, made from a ``provider:model`` string.
+
+Providers are looked up in one table; a provider's module is imported only when used,
+so the offline default never imports an HTTP client or torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from sleuth.agent.backends.base import Backend, BackendError, ModelVerdict, Opinion, Situation
+from sleuth.tools.errors import SleuthError
+
+PROVIDERS = {
+    "offline": "sleuth.agent.backends.offline:OfflineBackend",
+    "openai": "sleuth.agent.backends.openai:OpenAIBackend",
+    "transformers": "sleuth.agent.backends.local:TransformersBackend",
+}
+"""Provider name to ``module:class``; each class takes ``(model, options)``."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class BackendOptions:
+    """Settings a model backend may use (each ignores what it does not need).
+
+    Attributes
+    ----------
+    base_url : str, optional
+        OpenAI-compatible server, e.g. ``http://127.0.0.1:8000/v1``.
+    api_key : str
+        Sent as the bearer token (vLLM accepts any unless started with ``--api-key``).
+    timeout : float
+        Seconds per model call.
+    retries : int
+        Retries after a failed call, before giving up.
+    family : str, optional
+        Model family override (see :data:`sleuth.agent.frames.FAMILIES`).
+    max_new_tokens : int
+        Longest model answer.
+    """
+
+    base_url: str | None = None
+    api_key: str = "EMPTY"
+    timeout: float = 60.0
+    retries: int = 1
+    family: str | None = None
+    max_new_tokens: int = 512
+
+
+def make_backend(spec: str, options: BackendOptions | None = None) -> Backend:
+    """Make a backend from ``"provider:model"`` (or just ``"provider"`` for offline).
+
+    Raises
+    ------
+    SleuthError
+        For an unknown provider, a missing model name, or a missing optional dependency
+        (the message names the extra to install).
+    """
+    provider, _, model = spec.partition(":")
+    if provider not in PROVIDERS:
+        raise SleuthError(
+            f"unknown backend {provider!r} in {spec!r}; use one of: {', '.join(PROVIDERS)} "
+            "(e.g. offline, openai:Qwen/Qwen2.5-VL-7B-Instruct)"
+        )
+    if provider != "offline" and not model:
+        raise SleuthError(f"backend {provider!r} needs a model: write {provider}:MODEL_NAME")
+    module_name, _, class_name = PROVIDERS[provider].partition(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, class_name)(model, options or BackendOptions())
+
+
+__all__ = [
+    "PROVIDERS",
+    "Backend",
+    "BackendError",
+    "BackendOptions",
+    "ModelVerdict",
+    "Opinion",
+    "Situation",
+    "make_backend",
+]

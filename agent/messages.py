@@ -1,0 +1,192 @@
+"""Messages of a case: what goes into them, and how they reach a model.
+
+State keeps images as references (``{"type": "sleuth_image", "ref": ...}``: ``image``
+for the case's image, else an artifact's file name), so checkpoints stay small; a
+backend turns them into data URLs at the model's input resolution when it calls the
+model. Everything a tool or the file says is wrapped as untrusted data before it
+reaches a prompt.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
+from PIL import Image
+
+from sleuth import prompts
+from sleuth.agent.frames import BoxFrame
+from sleuth.agent.verdict import Evidence
+
+IMAGE_PART = "sleuth_image"
+CASE_IMAGE = "image"
+WRAPPER_TAG = "untrusted-data"
+MAX_METRIC_CHARS = 200
+
+ImageResolver = Callable[[str], Image.Image]
+"""Returns the picture for a reference, already at the size the model should see."""
+
+
+def image_part(ref: str) -> dict[str, str]:
+    """Return a content part referring to the case image or an artifact."""
+    return {"type": IMAGE_PART, "ref": ref}
+
+
+def text_part(text: str) -> dict[str, str]:
+    """Return a text content part."""
+    return {"type": "text", "text": text}
+
+
+def untrusted(text: str, source: str) -> str:
+    """Wrap ``text`` as untrusted data; the text cannot close or forge the wrapper."""
+    safe = text.replace(f"<{WRAPPER_TAG}", f"<\u200b{WRAPPER_TAG}")
+    safe = safe.replace(f"</{WRAPPER_TAG}", f"</\u200b{WRAPPER_TAG}")
+    source = "".join(c for c in source if c.isalnum() or c in "_-")
+    return prompts.render("untrusted", source=source, text=safe)
+
+
+def evidence_text(items: Iterable[Evidence], frame: BoxFrame) -> str:
+    """Render evidence for a model, boxes in its frame, each tool's output wrapped."""
+    blocks = []
+    for item in items:
+        shown = {
+            "id": item.id,
+            "tool": item.tool,
+            "region": _box_text(item.region, frame) if item.region else None,
+            "score": item.score,
+            "direction": item.direction,
+            "kind": item.kind,
+            "summary": item.summary,
+            "boxes": [_box_text(b, frame) for b in item.boxes[:8]],
+            "caveats": item.caveats[:4],
+            "metrics": [(k, str(v)[:MAX_METRIC_CHARS]) for k, v in item.metrics.items()][:12],
+        }
+        blocks.append(untrusted(prompts.render("evidence", items=[shown]), item.tool))
+    return "\n".join(blocks) if blocks else "(none)"
+
+
+def _box_text(box: Any, frame: BoxFrame) -> str:
+    return json.dumps(frame.from_original(box))
+
+
+def opening_message(
+    *,
+    question: str | None,
+    evidence: list[Evidence],
+    candidates: list[Any],
+    frame: BoxFrame,
+    file_format: str,
+) -> HumanMessage:
+    """Return the first user message of a case: the image, the survey, the candidates."""
+    seen = (
+        f"{frame.extent[0]}x{frame.extent[1]} pixels"
+        if frame.units != "norm1000"
+        else "a resized copy (boxes on a 0-1000 grid)"
+    )
+    text = prompts.render(
+        "case_opening",
+        question=question,
+        width=frame.width,
+        height=frame.height,
+        file_format=file_format,
+        seen=seen,
+        evidence=evidence_text(evidence, frame),
+        candidates=[_box_text(b, frame) for b in candidates],
+    )
+    return HumanMessage(content=[image_part(CASE_IMAGE), text_part(text)])
+
+
+def tool_message(
+    call_id: str,
+    name: str,
+    *,
+    evidence: list[Evidence] | None = None,
+    crops: list[str] | None = None,
+    error: str | None = None,
+    frame: BoxFrame,
+) -> ToolMessage:
+    """Return the message answering one tool call: its evidence and crops, or the error."""
+    text = prompts.render(
+        "tool_result",
+        error=error,
+        evidence=evidence_text(evidence or [], frame),
+        crops=bool(crops),
+    )
+    content: list[str | dict[str, str]] = [text_part(text)]
+    content += [image_part(ref) for ref in crops or []]
+    return ToolMessage(
+        content=content, tool_call_id=call_id, name=name, status="error" if error else "success"
+    )
+
+
+def to_openai(
+    messages: Iterable[AnyMessage], *, system: str, resolve: ImageResolver
+) -> list[dict[str, Any]]:
+    """Convert a case's messages to OpenAI chat format, images as PNG data URLs.
+
+    Parameters
+    ----------
+    messages : iterable of message
+        The case's messages (human, AI, tool).
+    system : str
+        The system prompt, placed first.
+    resolve : callable
+        Turns an image reference into the picture to send.
+
+    Returns
+    -------
+    list of dict
+        Ready for ``chat.completions.create(messages=...)`` or a chat template.
+    """
+    out: list[dict[str, Any]] = [{"role": "system", "content": system}]
+    for message in messages:
+        content = _content(message.content, resolve)
+        if isinstance(message, AIMessage):
+            entry: dict[str, Any] = {"role": "assistant", "content": _flat_text(content)}
+            if message.tool_calls:
+                entry["tool_calls"] = [
+                    {
+                        "id": call["id"],
+                        "type": "function",
+                        "function": {"name": call["name"], "arguments": json.dumps(call["args"])},
+                    }
+                    for call in message.tool_calls
+                ]
+            out.append(entry)
+        elif isinstance(message, ToolMessage):
+            out.append({"role": "tool", "tool_call_id": message.tool_call_id, "content": content})
+        else:
+            out.append({"role": "user", "content": content})
+    return out
+
+
+def _content(content: str | list[Any], resolve: ImageResolver) -> str | list[dict[str, Any]]:
+    if isinstance(content, str):
+        return content
+    parts: list[dict[str, Any]] = []
+    for part in content:
+        if isinstance(part, str):
+            parts.append({"type": "text", "text": part})
+        elif part.get("type") == IMAGE_PART:
+            url = data_url(resolve(part["ref"]))
+            parts.append({"type": "image_url", "image_url": {"url": url}})
+        elif part.get("type") == "text":
+            parts.append({"type": "text", "text": part["text"]})
+    return parts
+
+
+def _flat_text(content: str | list[dict[str, Any]]) -> str:
+    if isinstance(content, str):
+        return content
+    return "".join(p.get("text", "") for p in content)
+
+
+def data_url(picture: Image.Image) -> str:
+    """Encode a picture as a PNG data URL (lossless, so no new compression traces)."""
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")

@@ -1,0 +1,105 @@
+"""The graph's state: a narrow input, and the case that grows from it.
+
+State values are JSON-ready (dicts of the pydantic models in :mod:`sleuth.agent.verdict`)
+so that any checkpointer stores them without custom serialisation; :class:`CaseView`
+gives nodes and backends the typed view.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, NotRequired, Required, TypedDict
+
+from langchain_core.messages import AnyMessage
+from langgraph.graph.message import add_messages
+
+from sleuth.agent.verdict import Evidence, Step, Verdict
+from sleuth.tools import Box
+
+Mode = Literal["analyze", "followup"]
+
+
+class CaseInput(TypedDict, total=False):
+    """What starts a run: the image (by sha256, never a path) and an optional question."""
+
+    image_id: Required[str]
+    question: NotRequired[str | None]
+
+
+class CaseState(TypedDict, total=False):
+    """Everything a case accumulates; reducers append evidence, steps and messages."""
+
+    image_id: str
+    question: str | None
+    mode: Mode
+    messages: Annotated[list[AnyMessage], add_messages]
+    evidence: Annotated[list[dict[str, Any]], operator.add]
+    steps: Annotated[list[dict[str, Any]], operator.add]
+    candidates: list[dict[str, Any]]
+    turns: int
+    opinion: dict[str, Any] | None
+    verdict: dict[str, Any] | None
+    answers: Annotated[list[dict[str, Any]], operator.add]
+    stop: Literal["confident", "concluded", "budget"] | None
+    nudged: bool
+    fallback_from: str | None
+
+
+@dataclass(frozen=True)
+class CaseView:
+    """A typed, read-only view of a :class:`CaseState`."""
+
+    state: CaseState
+
+    @property
+    def evidence(self) -> list[Evidence]:
+        """Evidence so far, in order."""
+        return [Evidence.model_validate(e) for e in self.state.get("evidence", [])]
+
+    @property
+    def steps(self) -> list[Step]:
+        """Steps so far, in order."""
+        return [Step.model_validate(s) for s in self.state.get("steps", [])]
+
+    @property
+    def candidates(self) -> list[Box]:
+        """Candidate regions from the survey, best first (``region 1`` is the first)."""
+        return [Box.model_validate(b) for b in self.state.get("candidates", [])]
+
+    @property
+    def verdict(self) -> Verdict | None:
+        """The verdict, once the case has one."""
+        data = self.state.get("verdict")
+        return Verdict.model_validate(data) if data else None
+
+    @property
+    def mode(self) -> Mode:
+        """``analyze`` until the verdict, then ``followup``."""
+        return self.state.get("mode", "analyze")
+
+    @property
+    def question(self) -> str | None:
+        """The current question, if any."""
+        return self.state.get("question")
+
+    @property
+    def turns(self) -> int:
+        """Reasoning turns used on the current question."""
+        return self.state.get("turns", 0)
+
+    def next_evidence_id(self, offset: int = 0) -> str:
+        """Return the citation key of the next evidence item."""
+        return f"E{len(self.state.get('evidence', [])) + offset + 1}"
+
+    def question_start(self) -> int:
+        """Index of the first step taken for the current follow-up question."""
+        for step in reversed(self.steps):
+            if step.kind == "answer":
+                return step.index + 1
+        verdict = self.verdict
+        return len(verdict.steps) if verdict else 0
+
+    def next_step(self, offset: int = 0) -> int:
+        """Return the index of the next step."""
+        return len(self.state.get("steps", [])) + offset

@@ -1,0 +1,72 @@
+"""The agent's command line, each command in its own process: analyse, ask, list, show."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from sleuth.agent.verdict import Answer, Case, Verdict
+from tests.agent.conftest import composite_png
+
+pytestmark = pytest.mark.slow
+
+
+def sleuth(args, env, check=True):
+    run = subprocess.run(
+        [sys.executable, "-m", "sleuth", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    if check and run.returncode != 0:
+        raise AssertionError(f"sleuth {args} exited {run.returncode}: {run.stderr}")
+    return run
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    import os
+
+    environ = dict(
+        os.environ, SLEUTH_DATA_DIR=str(tmp_path / "data"), SLEUTH_CONFIG=str(tmp_path / "c.toml")
+    )
+    (tmp_path / "c.toml").write_text("")
+    return environ
+
+
+def test_a_follow_up_in_a_new_process_resumes_the_case_from_sqlite(tmp_path, env):
+    image = tmp_path / "composite.png"
+    image.write_bytes(composite_png())
+    report = tmp_path / "report.html"
+    first = sleuth(["analyze", str(image), "--json", "--report", str(report)], env)
+    verdict = Verdict.model_validate_json(first.stdout)
+    assert (tmp_path / "data" / "cases.sqlite").is_file()
+    second = sleuth(
+        ["ask", verdict.case_id, "what did the noise tool show in box 1?", "--json"], env
+    )
+    answer = Answer.model_validate_json(second.stdout)
+    assert answer.evidence and {e.tool for e in answer.evidence} == {"noise"}
+    listed = json.loads(sleuth(["cases", "list", "--json"], env).stdout)
+    assert [row["case_id"] for row in listed] == [verdict.case_id] and listed[0]["questions"] == 1
+    case = Case.model_validate_json(
+        sleuth(["cases", "show", verdict.case_id, "--json"], env).stdout
+    )
+    assert case.verdict == verdict and case.answers == [answer]
+    assert report.read_text().lstrip().lower().startswith("<!doctype html")
+
+
+def test_errors_are_one_line_with_exit_code_2(tmp_path, env):
+    bad = sleuth(["ask", "0123456789abcdef-01234567", "hello"], env, check=False)
+    assert (
+        bad.returncode == 2
+        and bad.stderr.startswith("error: no case")
+        and bad.stderr.count("\n") == 1
+    )
+    text = tmp_path / "note.png"
+    text.write_text("not an image")
+    bad = sleuth(["analyze", str(text)], env, check=False)
+    assert bad.returncode == 2 and bad.stderr.startswith("error:") and "Traceback" not in bad.stderr
+    bad = sleuth(["analyze", str(text), "--max-steps", "0"], env, check=False)
+    assert bad.returncode == 2 and "max_steps" in bad.stderr
