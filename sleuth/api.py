@@ -244,6 +244,7 @@ class Investigator:
             timeout=s.model_timeout,
             retries=s.model_retries,
             family=s.model_family,
+            max_pixels=s.model_max_pixels,
         )
         return make_backend(spec, options)
 

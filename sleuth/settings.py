@@ -59,6 +59,9 @@ class Settings(BaseModel):
     model_timeout: float = Field(60.0, gt=0, le=3600, description="Seconds per model call.")
     model_retries: int = Field(1, ge=0, le=5, description="Retries after a failed call.")
     model_family: str | None = Field(None, description="Box convention override.")
+    model_max_pixels: int | None = Field(
+        None, ge=3136, description="Image budget of the model server, when not the default."
+    )
     fallback: bool = Field(False, description="Answer with the offline analyst if the model fails.")
     max_steps: int = Field(6, ge=1, le=50, description="Reasoning turns per question.")
     threshold: float = Field(0.85, ge=0.5, le=1.0, description="Confidence that stops early.")

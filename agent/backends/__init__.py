@@ -38,6 +38,9 @@ class BackendOptions:
         Model family override (see :data:`sleuth.agent.frames.FAMILIES`).
     max_new_tokens : int
         Longest model answer.
+    max_pixels : int, optional
+        The server's image budget when it differs from the family default (vLLM's
+        ``--mm-processor-kwargs '{"max_pixels": N}'``); images are sent at most this large.
     """
 
     base_url: str | None = None
@@ -46,6 +49,7 @@ class BackendOptions:
     retries: int = 1
     family: str | None = None
     max_new_tokens: int = 512
+    max_pixels: int | None = None
 
 
 def make_backend(spec: str, options: BackendOptions | None = None) -> Backend:

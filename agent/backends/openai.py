@@ -9,6 +9,7 @@ logprobs when the server returns them.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import openai
@@ -42,7 +43,10 @@ class OpenAIBackend(VisionBackend):
                 "the openai backend needs a server: pass --base-url http://HOST:PORT/v1 "
                 "(or set SLEUTH_BASE_URL)"
             )
-        super().__init__(family_for(model, options.family))
+        family = family_for(model, options.family)
+        if options.max_pixels:
+            family = replace(family, max_pixels=options.max_pixels)
+        super().__init__(family)
         self.model = model
         self.options = options
         self.identity = BackendIdentity(provider="openai", model=model, base_url=options.base_url)

@@ -1,0 +1,172 @@
+"""The ``transformers`` backend: the model in this process, on a GPU or the CPU.
+
+It renders a turn exactly as an OpenAI-compatible server (vLLM) would render the same
+request with the model's own chat template, so a model behaves the same in-process and
+served; tool calls are read from ``<tool_call>`` JSON blocks (hermes format). Needs the
+``local`` extra (torch, torchvision, transformers).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from langchain_core.messages import AIMessage
+from PIL import Image
+
+from sleuth.agent.backends import BackendOptions
+from sleuth.agent.backends.base import BackendError, ModelVerdict, Situation
+from sleuth.agent.backends.parsing import label_probability, parse_tool_calls
+from sleuth.agent.backends.vlm import VisionBackend
+from sleuth.agent.frames import ModelFamily, family_for
+from sleuth.agent.verdict import BackendIdentity
+from sleuth.tools.errors import SleuthError
+
+TOP_K = 5
+
+
+def served_tools(tools: Sequence[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+    """Return tool schemas as vLLM's OpenAI server hands them to the chat template.
+
+    vLLM validates each tool into its request model and dumps it back: ``{"type",
+    "function": {"name", "description", "parameters", "strict"}}`` in that order.
+    """
+    if not tools:
+        return None
+    served = []
+    for tool in tools:
+        function = tool["function"]
+        entry = {
+            "name": function["name"],
+            "description": function.get("description"),
+            "parameters": function.get("parameters"),
+        }
+        if function.get("strict") is not None:
+            entry["strict"] = function["strict"]
+        served.append({"type": tool.get("type", "function"), "function": entry})
+    return served
+
+
+def served_messages(
+    messages: Sequence[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], list[Image.Image]]:
+    """Return messages as the server renders them (arguments as objects) and their images."""
+    out = copy.deepcopy(list(messages))
+    images = []
+    for message in out:
+        for call in message.get("tool_calls") or ():
+            function = call.get("function", {})
+            if isinstance(function.get("arguments"), str):
+                function["arguments"] = json.loads(function["arguments"])
+        if isinstance(message.get("content"), list):
+            for part in message["content"]:
+                if part.get("type") == "image_url":
+                    images.append(_decode(part["image_url"]["url"]))
+    return out, images
+
+
+def _decode(url: str) -> Image.Image:
+    _, _, payload = url.partition(",")
+    with Image.open(io.BytesIO(base64.b64decode(payload))) as picture:
+        return picture.convert("RGB")
+
+
+class TransformersBackend(VisionBackend):
+    """A vision-language model loaded with transformers.
+
+    Parameters
+    ----------
+    model : str
+        A model folder (or a hub name already in the local cache).
+    options : BackendOptions
+        ``family`` and ``max_new_tokens`` apply.
+    """
+
+    def __init__(self, model: str, options: BackendOptions) -> None:
+        try:
+            import torch
+            from transformers import AutoModelForImageTextToText, AutoProcessor
+        except ImportError as err:
+            raise SleuthError(
+                "the transformers backend needs the local extra: pip install torch==2.13.0 "
+                f"'sleuth[local]' ({err})"
+            ) from None
+        try:
+            self.processor = AutoProcessor.from_pretrained(model)
+            self.model = AutoModelForImageTextToText.from_pretrained(model, dtype=torch.float32)
+        except (OSError, ValueError) as err:
+            raise BackendError(f"cannot load the model {model!r}: {err}") from None
+        self.model.eval()
+        self.torch = torch
+        super().__init__(_with_processor_limits(family_for(model, options.family), self.processor))
+        self.options = options
+        self.identity = BackendIdentity(provider="transformers", model=model)
+
+    def reason(self, situation: Situation) -> AIMessage:
+        """Generate the next turn greedily and read its tool calls."""
+        messages, tools = self.chat(situation)
+        text, p_label = self._generate(messages, tools)
+        content, calls, invalid = parse_tool_calls(text)
+        return AIMessage(
+            content=content,
+            tool_calls=calls,
+            invalid_tool_calls=invalid,
+            response_metadata={"p_label": p_label},
+        )
+
+    def _structured(self, situation: Situation) -> tuple[ModelVerdict | None, float | None]:
+        return None, None  # no constrained decoding in-process: the parser had its chance
+
+    def _generate(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]
+    ) -> tuple[str, float | None]:
+        served, images = served_messages(messages)
+        prompt = self.processor.apply_chat_template(
+            served, tools=served_tools(tools), add_generation_prompt=True, tokenize=False
+        )
+        inputs = self.processor(text=[prompt], images=images or None, return_tensors="pt")
+        with self.torch.inference_mode():
+            out = self.model.generate(
+                **inputs,
+                max_new_tokens=self.options.max_new_tokens,
+                do_sample=False,
+                output_scores=True,
+                return_dict_in_generate=True,
+            )
+        new = out.sequences[0, inputs["input_ids"].shape[1] :]
+        tokenizer = self.processor.tokenizer
+        text = tokenizer.decode(new, skip_special_tokens=True)
+        pieces = [tokenizer.decode([int(t)]) for t in new]
+        alternatives = []
+        for scores in out.scores:
+            logprobs = self.torch.log_softmax(scores[0].float(), dim=-1)
+            top = self.torch.topk(logprobs, TOP_K)
+            alternatives.append(
+                {
+                    tokenizer.decode([int(i)]): float(v)
+                    for v, i in zip(top.values, top.indices, strict=True)
+                }
+            )
+        return text, label_probability(pieces, alternatives)
+
+
+def _with_processor_limits(family: ModelFamily, processor: Any) -> ModelFamily:
+    """Take the input-resolution bounds from the model's own image processor."""
+    image_processor = getattr(processor, "image_processor", None)
+    size = getattr(image_processor, "size", None) or {}
+    low = size.get("shortest_edge") or getattr(image_processor, "min_pixels", None)
+    high = size.get("longest_edge") or getattr(image_processor, "max_pixels", None)
+    patch = getattr(image_processor, "patch_size", None)
+    merge = getattr(image_processor, "merge_size", None)
+    factor = patch * merge if patch and merge else family.factor
+    return replace(
+        family,
+        factor=factor,
+        min_pixels=int(low or family.min_pixels),
+        max_pixels=int(high or family.max_pixels),
+    )

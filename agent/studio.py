@@ -1,0 +1,41 @@
+"""The graph for ``langgraph dev`` / LangGraph Studio (see ``langgraph.json``).
+
+The platform brings its own checkpointer; the backend and the case files come from the
+settings (``SLEUTH_*`` variables or the config file), the offline analyst by default.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.graph.state import CompiledStateGraph
+
+
+def make_graph(config: Any = None) -> CompiledStateGraph:
+    """Build the investigation graph from the settings, without a checkpointer.
+
+    Start a run with ``{"image_id": <sha256>}`` of an image already in the case store
+    (``sleuth analyze`` puts it there) and, optionally, a ``question``.
+    """
+    del config  # nothing per-run: budgets come through the context schema
+    from sleuth.agent.backends import BackendOptions, make_backend
+    from sleuth.agent.graph import build_graph
+    from sleuth.agent.store import CaseFiles
+    from sleuth.settings import Settings
+    from sleuth.tools import ToolRegistry
+
+    settings = Settings.load()
+    options = BackendOptions(
+        base_url=settings.base_url,
+        api_key=settings.api_key,
+        timeout=settings.model_timeout,
+        retries=settings.model_retries,
+        family=settings.model_family,
+        max_pixels=settings.model_max_pixels,
+    )
+    return build_graph(
+        ToolRegistry.discover(enabled=settings.tools_enabled, blocked=settings.tools_blocked),
+        make_backend(settings.backend, options),
+        CaseFiles(settings.data_dir),
+        limits=settings.image_limits,
+    )
