@@ -104,7 +104,7 @@ def verdict_lines(verdict: Verdict) -> list[str]:
 
 def step_line(step: Step) -> str:
     """Return one step as a short rich-markup line for live progress."""
-    what = step.tool or step.kind
+    what = step.tool or ""
     style = "red" if step.error else "dim"
     return (
         f"[{style}]{step.index:>2} {step.kind:<6} {escape(what):<11} {escape(step.result[:90])}[/]"
