@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -21,11 +22,13 @@ from PIL import Image
 from sleuth import prompts
 from sleuth.agent.frames import BoxFrame
 from sleuth.agent.verdict import Evidence
+from sleuth.tools import Box
 
 IMAGE_PART = "sleuth_image"
 CASE_IMAGE = "image"
 WRAPPER_TAG = "untrusted-data"
 MAX_METRIC_CHARS = 200
+QUOTED_BOX = re.compile(r"\((\d+), (\d+), (\d+), (\d+)\)")
 
 ImageResolver = Callable[[str], Image.Image]
 """Returns the picture for a reference, already at the size the model should see."""
@@ -60,13 +63,31 @@ def evidence_text(items: Iterable[Evidence], frame: BoxFrame) -> str:
             "score": item.score,
             "direction": item.direction,
             "kind": item.kind,
-            "summary": item.summary,
+            "summary": reframe(item.summary, frame),
             "boxes": [_box_text(b, frame) for b in item.boxes[:8]],
             "caveats": item.caveats[:4],
             "metrics": [(k, str(v)[:MAX_METRIC_CHARS]) for k, v in item.metrics.items()][:12],
         }
         blocks.append(untrusted(prompts.render("evidence", items=[shown]), item.tool))
     return "\n".join(blocks) if blocks else "(none)"
+
+
+def reframe(text: str, frame: BoxFrame) -> str:
+    """Rewrite boxes quoted in a tool's text, ``(x0, y0, x1, y1)`` in original pixels, in ``frame``.
+
+    Tools quote boxes as :meth:`Box.as_tuple` tuples; a model must see every coordinate in
+    the one frame it writes boxes in.
+    """
+    if frame.units == "original_pixels":
+        return text
+
+    def convert(match: re.Match[str]) -> str:
+        x0, y0, x1, y1 = (int(g) for g in match.groups())
+        if not (x0 < x1 <= frame.width and y0 < y1 <= frame.height):
+            return match.group(0)
+        return json.dumps(frame.from_original(Box(x0=x0, y0=y0, x1=x1, y1=y1)))
+
+    return QUOTED_BOX.sub(convert, text)
 
 
 def _box_text(box: Any, frame: BoxFrame) -> str:

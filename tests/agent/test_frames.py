@@ -66,3 +66,15 @@ def test_bad_boxes_are_input_errors_that_state_the_frame(coords):
 def test_unknown_family_override_is_refused():
     with pytest.raises(ToolInputError, match="known: qwen2.5-vl"):
         family_for("x", "llava")
+
+
+def test_boxes_quoted_in_tool_text_are_shown_in_the_model_frame():
+    from sleuth.agent.messages import reframe
+
+    frame = BoxFrame.for_model(448, 336, family_for("qwen2.5-vl"))
+    text = "1 area with less noise: (384, 288, 448, 320); peak x4.0 (not a box)."
+    assert (
+        reframe(text, frame)
+        == "1 area with less noise: [216, 144, 252, 160]; peak x4.0 (not a box)."
+    )
+    assert reframe(text, BoxFrame.original(448, 336)) == text
