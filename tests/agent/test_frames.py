@@ -1,5 +1,7 @@
 """Box frames: every model convention converts to original pixels and back."""
 
+import dataclasses
+
 import pytest
 
 from sleuth.agent.frames import FAMILIES, BoxFrame, family_for, input_size
@@ -71,7 +73,8 @@ def test_unknown_family_override_is_refused():
 def test_boxes_quoted_in_tool_text_are_shown_in_the_model_frame():
     from sleuth.agent.messages import reframe
 
-    frame = BoxFrame.for_model(448, 336, family_for("qwen2.5-vl"))
+    small = dataclasses.replace(family_for("qwen2.5-vl"), max_pixels=224 * 224)
+    frame = BoxFrame.for_model(448, 336, small)  # seen at 252x168
     text = "1 area with less noise: (384, 288, 448, 320); peak x4.0 (not a box)."
     assert (
         reframe(text, frame)
