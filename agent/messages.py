@@ -28,6 +28,7 @@ IMAGE_PART = "sleuth_image"
 CASE_IMAGE = "image"
 WRAPPER_TAG = "untrusted-data"
 MAX_METRIC_CHARS = 200
+OMITTED_IMAGE = "(an earlier image is left out here: the model takes only a few per request)"
 QUOTED_BOX = re.compile(r"\((\d+), (\d+), (\d+), (\d+)\)")
 
 ImageResolver = Callable[[str], Image.Image]
@@ -145,7 +146,11 @@ def tool_message(
 
 
 def to_openai(
-    messages: Iterable[AnyMessage], *, system: str, resolve: ImageResolver
+    messages: Iterable[AnyMessage],
+    *,
+    system: str,
+    resolve: ImageResolver,
+    max_images: int | None = None,
 ) -> list[dict[str, Any]]:
     """Convert a case's messages to OpenAI chat format, images as PNG data URLs.
 
@@ -157,17 +162,24 @@ def to_openai(
         The system prompt, placed first.
     resolve : callable
         Turns an image reference into the picture to send.
+    max_images : int, optional
+        The server's limit of images per request: the case image and the most recent
+        crops are kept, older crops become a short note.
 
     Returns
     -------
     list of dict
         Ready for ``chat.completions.create(messages=...)`` or a chat template.
     """
+    messages = list(messages)
+    keep = _images_to_keep(messages, max_images)
     out: list[dict[str, Any]] = [{"role": "system", "content": system}]
     for message in messages:
-        content = _content(message.content, resolve)
+        content = _content(message.content, resolve, keep)
         if isinstance(message, AIMessage):
-            entry: dict[str, Any] = {"role": "assistant", "content": _flat_text(content)}
+            # no text beside tool calls is null, not "": servers render "" as an empty line
+            text = _flat_text(content) or (None if message.tool_calls else "")
+            entry: dict[str, Any] = {"role": "assistant", "content": text}
             if message.tool_calls:
                 entry["tool_calls"] = [
                     {
@@ -185,13 +197,31 @@ def to_openai(
     return out
 
 
-def _content(content: str | list[Any], resolve: ImageResolver) -> str | list[dict[str, Any]]:
+def _images_to_keep(messages: list[AnyMessage], limit: int | None) -> set[int]:
+    """Return ids of the image parts to send: the first, then the most recent ones."""
+    parts = [
+        id(part)
+        for message in messages
+        if isinstance(message.content, list)
+        for part in message.content
+        if isinstance(part, dict) and part.get("type") == IMAGE_PART
+    ]
+    if limit is None or len(parts) <= limit:
+        return set(parts)
+    return set(parts[:1] + parts[len(parts) - (limit - 1) :] if limit > 1 else parts[:1])
+
+
+def _content(
+    content: str | list[Any], resolve: ImageResolver, keep: set[int]
+) -> str | list[dict[str, Any]]:
     if isinstance(content, str):
         return content
     parts: list[dict[str, Any]] = []
     for part in content:
         if isinstance(part, str):
             parts.append({"type": "text", "text": part})
+        elif part.get("type") == IMAGE_PART and id(part) not in keep:
+            parts.append({"type": "text", "text": OMITTED_IMAGE})
         elif part.get("type") == IMAGE_PART:
             url = data_url(resolve(part["ref"]))
             parts.append({"type": "image_url", "image_url": {"url": url}})

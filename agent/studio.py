@@ -32,6 +32,7 @@ def make_graph(config: Any = None) -> CompiledStateGraph:
         retries=settings.model_retries,
         family=settings.model_family,
         max_pixels=settings.model_max_pixels,
+        max_images=settings.model_max_images,
     )
     return build_graph(
         ToolRegistry.discover(enabled=settings.tools_enabled, blocked=settings.tools_blocked),

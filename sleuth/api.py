@@ -245,6 +245,7 @@ class Investigator:
             retries=s.model_retries,
             family=s.model_family,
             max_pixels=s.model_max_pixels,
+            max_images=s.model_max_images,
         )
         return make_backend(spec, options)
 

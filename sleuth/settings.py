@@ -62,6 +62,9 @@ class Settings(BaseModel):
     model_max_pixels: int | None = Field(
         None, ge=3136, description="Image budget of the model server, when not the default."
     )
+    model_max_images: int = Field(
+        4, ge=1, le=64, description="Images per request the model server accepts."
+    )
     fallback: bool = Field(False, description="Answer with the offline analyst if the model fails.")
     max_steps: int = Field(6, ge=1, le=50, description="Reasoning turns per question.")
     threshold: float = Field(0.85, ge=0.5, le=1.0, description="Confidence that stops early.")

@@ -41,6 +41,9 @@ class BackendOptions:
     max_pixels : int, optional
         The server's image budget when it differs from the family default (vLLM's
         ``--mm-processor-kwargs '{"max_pixels": N}'``); images are sent at most this large.
+    max_images : int
+        Images per request the server accepts (vLLM's ``--limit-mm-per-prompt``): the
+        case image and the latest crops are sent.
     """
 
     base_url: str | None = None
@@ -50,6 +53,7 @@ class BackendOptions:
     family: str | None = None
     max_new_tokens: int = 512
     max_pixels: int | None = None
+    max_images: int = 4
 
 
 def make_backend(spec: str, options: BackendOptions | None = None) -> Backend:

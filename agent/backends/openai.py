@@ -46,7 +46,7 @@ class OpenAIBackend(VisionBackend):
         family = family_for(model, options.family)
         if options.max_pixels:
             family = replace(family, max_pixels=options.max_pixels)
-        super().__init__(family)
+        super().__init__(family, max_images=options.max_images)
         self.model = model
         self.options = options
         self.identity = BackendIdentity(provider="openai", model=model, base_url=options.base_url)

@@ -27,8 +27,9 @@ class VisionBackend:
 
     accepts_nudges = True
 
-    def __init__(self, family: ModelFamily) -> None:
+    def __init__(self, family: ModelFamily, *, max_images: int | None = None) -> None:
         self.family = family
+        self.max_images = max_images
 
     def frame(self, image: LoadedImage) -> BoxFrame:
         """Return the model family's box frame on ``image``."""
@@ -49,7 +50,10 @@ class VisionBackend:
             rubric=prompts.render("verdict_rubric"),
         )
         messages = to_openai(
-            situation.view.state.get("messages", []), system=system, resolve=situation.resolve
+            situation.view.state.get("messages", []),
+            system=system,
+            resolve=situation.resolve,
+            max_images=self.max_images,
         )
         return messages, tool_schemas(situation.registry, situation.frame)
 
