@@ -7,6 +7,16 @@ install -e ".[dev]"
 # The reference SD-watermark encoder for the decoder's tests; its declared deps (torch,
 # opencv-python) are not needed for the DCT path, so it is installed without them.
 install --no-deps "invisible-watermark==0.2.0"
+# Real engines for the tests that run a model: transformers in .venv, vLLM's CPU build in its
+# own venv. Both are quick when already installed; the tests skip without them (fail if CI=true).
+if ! source scripts/engines.sh; then
+    echo "scripts/engines.sh failed: torch/transformers for the in-process engine (see above)" >&2
+    exit 1
+fi
+if ! scripts/vllm_cpu_venv.sh >/dev/null; then
+    echo "scripts/vllm_cpu_venv.sh failed: the vLLM CPU venv (.cache/vllm-venv; see above)" >&2
+    exit 1
+fi
 "$PY" -m ruff check .
 "$PY" -m ruff format --check .
 status=0
