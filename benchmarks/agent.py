@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -99,6 +100,8 @@ def run(graph, image, steps: int) -> tuple[float, int]:
 def against_vllm(base_url: str, repeat: int) -> None:
     """Time the scripted loop on a served model beside direct calls with the same requests."""
     import openai
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the scripted cases' module
 
     from sleuth.agent.backends import BackendOptions
     from sleuth.agent.backends.openai import OpenAIBackend
