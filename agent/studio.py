@@ -18,25 +18,16 @@ def make_graph(config: Any = None) -> CompiledStateGraph:
     (``sleuth analyze`` puts it there) and, optionally, a ``question``.
     """
     del config  # nothing per-run: budgets come through the context schema
-    from sleuth.agent.backends import BackendOptions, make_backend
+    from sleuth.agent.backends import make_backend
     from sleuth.agent.graph import build_graph
     from sleuth.agent.store import CaseFiles
     from sleuth.settings import Settings
     from sleuth.tools import ToolRegistry
 
     settings = Settings.load()
-    options = BackendOptions(
-        base_url=settings.base_url,
-        api_key=settings.api_key,
-        timeout=settings.model_timeout,
-        retries=settings.model_retries,
-        family=settings.model_family,
-        max_pixels=settings.model_max_pixels,
-        max_images=settings.model_max_images,
-    )
     return build_graph(
         ToolRegistry.discover(enabled=settings.tools_enabled, blocked=settings.tools_blocked),
-        make_backend(settings.backend, options),
+        make_backend(settings.backend, settings.backend_options()),
         CaseFiles(settings.data_dir),
         limits=settings.image_limits,
     )

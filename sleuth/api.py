@@ -12,7 +12,7 @@ from typing import Any
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from pydantic import BaseModel, ConfigDict
 
-from sleuth.agent.backends import Backend, BackendOptions, make_backend
+from sleuth.agent.backends import Backend, make_backend
 from sleuth.agent.backends.base import BackendError
 from sleuth.agent.backends.offline import OfflineBackend
 from sleuth.agent.context import AgentContext
@@ -238,16 +238,7 @@ class Investigator:
             recorded = verdict["backend"]
             spec = f"{recorded['provider']}:{recorded['model']}"
             base_url = base_url or recorded.get("base_url")
-        options = BackendOptions(
-            base_url=base_url,
-            api_key=s.api_key,
-            timeout=s.model_timeout,
-            retries=s.model_retries,
-            family=s.model_family,
-            max_pixels=s.model_max_pixels,
-            max_images=s.model_max_images,
-        )
-        return make_backend(spec, options)
+        return make_backend(spec, s.backend_options(base_url))
 
     def _graph(self, backend: Backend) -> Any:
         s = self._settings

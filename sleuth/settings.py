@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -13,6 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sleuth.tools.box import validation_message
 from sleuth.tools.errors import SleuthError
 from sleuth.tools.image import ImageLimits
+
+if TYPE_CHECKING:
+    from sleuth.agent.backends import BackendOptions
 
 ENV_PREFIX = "SLEUTH_"
 LIST_SEPARATOR = ","
@@ -70,6 +73,20 @@ class Settings(BaseModel):
     threshold: float = Field(0.85, ge=0.5, le=1.0, description="Confidence that stops early.")
     abstain_low: float = Field(0.35, ge=0.0, le=0.5, description="Abstain band, lower end.")
     abstain_high: float = Field(0.65, ge=0.5, le=1.0, description="Abstain band, upper end.")
+
+    def backend_options(self, base_url: str | None = None) -> BackendOptions:
+        """Return the model backend's options (``base_url`` overrides the setting)."""
+        from sleuth.agent.backends import BackendOptions
+
+        return BackendOptions(
+            base_url=base_url or self.base_url,
+            api_key=self.api_key,
+            timeout=self.model_timeout,
+            retries=self.model_retries,
+            family=self.model_family,
+            max_pixels=self.model_max_pixels,
+            max_images=self.model_max_images,
+        )
 
     @property
     def case_store_target(self) -> str:

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sleuth.agent.backends.local import served_tools
 from tests.engines.tiny_vlm import EOS_TOKEN, cached_build, tiny_vlm_dir
 
 #: Training stops once every target token wins its greedy choice by this many logits.
@@ -63,39 +64,6 @@ class ChatExample:
     def to_json(self) -> dict[str, Any]:
         """The example as plain JSON data (key order kept: it shows in the rendering)."""
         return {"messages": self.messages, "tools": self.tools, "completion": self.completion}
-
-
-def served_tools(tools: Sequence[dict] | None) -> list[dict] | None:
-    """Tool schemas as vLLM's OpenAI server hands them to the chat template.
-
-    vLLM validates each tool into its request model and dumps it back: ``{"type",
-    "function": {"name", "description", "parameters", "strict"}}`` in that order, with
-    ``description`` and ``parameters`` null when absent and ``strict`` only when set.
-
-    Parameters
-    ----------
-    tools : sequence of dict or None
-        OpenAI function tools as a client sends them.
-
-    Returns
-    -------
-    list of dict or None
-        The normalised tools (None when there are none).
-    """
-    if not tools:
-        return None
-    served = []
-    for tool in tools:
-        function = tool["function"]
-        entry = {
-            "name": function["name"],
-            "description": function.get("description"),
-            "parameters": function.get("parameters"),
-        }
-        if function.get("strict") is not None:
-            entry["strict"] = function["strict"]
-        served.append({"type": tool.get("type", "function"), "function": entry})
-    return served
 
 
 def served_messages(messages: Sequence[dict]) -> list[dict]:
