@@ -146,15 +146,7 @@ class Investigator:
             state = self._state(case_id)
         graph_input = {"image_id": state["image_id"], "question": question.strip()}
         self._run(case_id, graph_input, backend, progress)
-        state = self._state(case_id)
-        record = state["answers"][-1]
-        by_id = {e.id: e for e in CaseView(state).evidence}
-        return Answer(
-            question=record["question"],
-            answer=record["answer"],
-            evidence=[by_id[i] for i in record["evidence"] if i in by_id],
-            backend=record["backend"],
-        )
+        return self.case(case_id).answers[-1]
 
     # -- reading cases -------------------------------------------------------------
 
