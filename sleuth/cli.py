@@ -186,8 +186,7 @@ def analyze_command(
     if as_json:
         out.print_json(verdict.model_dump_json())
     else:
-        for line in verdict_lines(verdict):
-            out.print(line, highlight=False)
+        _print_verdict(verdict)
     if report is not None:
         err.print(f"report written to {report}")
 
@@ -245,8 +244,7 @@ def cases_show(
         out.print_json(case.model_dump_json())
         return
     if case.verdict is not None:
-        for line in verdict_lines(case.verdict):
-            out.print(line, highlight=False)
+        _print_verdict(case.verdict)
     else:
         out.print(f"case {case_id} was interrupted; `sleuth cases resume {case_id}` continues it")
     for answer in case.answers:
@@ -267,8 +265,12 @@ def cases_resume(
     if as_json:
         out.print_json(verdict.model_dump_json())
     else:
-        for line in verdict_lines(verdict):
-            out.print(line, highlight=False)
+        _print_verdict(verdict)
+
+
+def _print_verdict(verdict: Any) -> None:
+    for line in verdict_lines(verdict):
+        out.print(line, highlight=False)
 
 
 def _backend_spec(backend: str | None, model: str | None) -> str | None:
