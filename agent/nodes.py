@@ -108,7 +108,6 @@ class Investigation:
             frame=backend.frame(image),
             registry=self.registry,
             context=runtime.context,
-            p_signals=fuse(view.evidence),
             resolve=resolve,
         )
 
@@ -155,7 +154,7 @@ class Investigation:
             "evidence": dumps(evidence),
             "steps": dumps(steps),
             "candidates": dumps(candidates),
-            "messages": [opening],
+            "messages": stamp([opening], "opening"),
             "turns": 0,
             "stop": None,
             "nudged": False,
@@ -164,10 +163,11 @@ class Investigation:
     def follow_up(self, state: CaseState) -> dict[str, Any]:
         """Open a follow-up question on a concluded case."""
         question = state.get("question") or "Summarise the evidence."
+        opening = HumanMessage(content=prompts.render("followup", question=question))
         return {
             "mode": "followup",
             "question": question,
-            "messages": [HumanMessage(content=prompts.render("followup", question=question))],
+            "messages": stamp([opening], f"question{CaseView(state).next_step()}"),
             "turns": 0,
             "stop": None,
         }
@@ -199,7 +199,7 @@ class Investigation:
             result=summary,
             seconds=round(time.perf_counter() - start, 4),
         )
-        update |= {"messages": [message], "steps": dumps([step])}
+        update |= {"messages": stamp([message], f"model{step.index}"), "steps": dumps([step])}
         return Command(goto="act" if calls else after, update=update)
 
     def act(self, state: CaseState, runtime: Ctx) -> dict[str, Any]:
@@ -265,6 +265,7 @@ class Investigation:
                     seconds=round(time.perf_counter() - start, 4),
                 )
             )
+        replies = stamp(replies, f"tools{view.next_step()}")
         return {"messages": replies, "evidence": dumps(evidence), "steps": dumps(steps)}
 
     def decide(self, state: CaseState, runtime: Ctx) -> Command[Literal["reason", "finalize"]]:
@@ -294,7 +295,8 @@ class Investigation:
             )
             return Command(
                 goto="reason",
-                update=update | {"nudged": True, "messages": [HumanMessage(content=nudge)]},
+                update=update
+                | {"nudged": True, "messages": stamp([HumanMessage(content=nudge)], "nudge")},
             )
         return Command(goto="finalize", update=update | {"stop": "concluded"})
 
@@ -442,6 +444,19 @@ def timings(steps: list[Step]) -> dict[str, float]:
 def dumps(items: list[Any]) -> list[dict[str, Any]]:
     """Pydantic models to JSON-ready dicts for the state."""
     return [item.model_dump(mode="json") for item in items]
+
+
+def stamp(messages: list[Any], key: str) -> list[Any]:
+    """Give messages without an id a stable one, ``<key>.<n>``, unique within the case.
+
+    Keys name the node and a step index, which never repeats within a case (the survey
+    opens a case once; one nudge per case); the reducer would otherwise draw a random id
+    for each message.
+    """
+    for n, message in enumerate(messages):
+        if message.id is None:
+            message.id = f"{key}.{n}"
+    return messages
 
 
 def opinion_dump(opinion: Opinion) -> dict[str, Any]:

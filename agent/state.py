@@ -7,6 +7,7 @@ gives nodes and backends the typed view.
 
 from __future__ import annotations
 
+import functools
 import operator
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, NotRequired, Required, TypedDict
@@ -48,26 +49,26 @@ class CaseState(TypedDict, total=False):
 
 @dataclass(frozen=True)
 class CaseView:
-    """A typed, read-only view of a :class:`CaseState`."""
+    """A typed, read-only view of a :class:`CaseState`; each part is parsed once per view."""
 
     state: CaseState
 
-    @property
+    @functools.cached_property
     def evidence(self) -> list[Evidence]:
         """Evidence so far, in order."""
         return [Evidence.model_validate(e) for e in self.state.get("evidence", [])]
 
-    @property
+    @functools.cached_property
     def steps(self) -> list[Step]:
         """Steps so far, in order."""
         return [Step.model_validate(s) for s in self.state.get("steps", [])]
 
-    @property
+    @functools.cached_property
     def candidates(self) -> list[Box]:
         """Candidate regions from the survey, best first (``region 1`` is the first)."""
         return [Box.model_validate(b) for b in self.state.get("candidates", [])]
 
-    @property
+    @functools.cached_property
     def verdict(self) -> Verdict | None:
         """The verdict, once the case has one."""
         data = self.state.get("verdict")

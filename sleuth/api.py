@@ -29,6 +29,9 @@ from sleuth.agent.verdict import Answer, Case, Step, Verdict
 from sleuth.settings import Settings
 from sleuth.tools import LoadedImage, SleuthError, ToolRegistry, load_image
 
+# LangGraph durability per ``Settings.checkpoints``: "exit" still writes when a run fails.
+DURABILITY = {"run": "exit", "step": "sync"}
+
 logger = logging.getLogger(__name__)
 
 StepCallback = Callable[[Step], None]
@@ -254,7 +257,13 @@ class Investigator:
         graph = self._graph(backend)
         try:
             for update in _updates(
-                graph.stream(graph_input, config, context=self._context(), stream_mode="updates")
+                graph.stream(
+                    graph_input,
+                    config,
+                    context=self._context(),
+                    stream_mode="updates",
+                    durability=DURABILITY[self._settings.checkpoints],
+                )
             ):
                 if progress is not None:
                     for step in update.get("steps", []):

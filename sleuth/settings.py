@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -69,6 +69,13 @@ class Settings(BaseModel):
         4, ge=1, le=64, description="Images per request the model server accepts."
     )
     fallback: bool = Field(False, description="Answer with the offline analyst if the model fails.")
+    checkpoints: Literal["run", "step"] = Field(
+        "run",
+        description=(
+            "When a case is written to the case store: 'run' once a run ends (done, failed or "
+            "interrupted), 'step' after every step as well (survives a killed process)."
+        ),
+    )
     max_steps: int = Field(6, ge=1, le=50, description="Reasoning turns per question.")
     threshold: float = Field(0.85, ge=0.5, le=1.0, description="Confidence that stops early.")
     abstain_low: float = Field(0.35, ge=0.0, le=0.5, description="Abstain band, lower end.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -12,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sleuth.agent.context import AgentContext
 from sleuth.agent.frames import BoxFrame
+from sleuth.agent.fusion import fuse
 from sleuth.agent.state import CaseView
 from sleuth.agent.verdict import BackendIdentity
 from sleuth.tools import Box, LoadedImage, SleuthError, ToolRegistry
@@ -71,8 +73,6 @@ class Situation:
         The tools it may call.
     context : AgentContext
         Budgets and thresholds.
-    p_signals : float
-        The fused probability of the evidence so far.
     resolve : callable
         Image reference (``image`` or an artifact file name) to the picture to send.
     """
@@ -82,8 +82,12 @@ class Situation:
     frame: BoxFrame
     registry: ToolRegistry
     context: AgentContext
-    p_signals: float
     resolve: Callable[[str], Image.Image]
+
+    @functools.cached_property
+    def p_signals(self) -> float:
+        """The fused probability of the evidence so far."""
+        return fuse(self.view.evidence)
 
     @property
     def remaining(self) -> int:
