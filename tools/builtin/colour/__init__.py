@@ -1,0 +1,1 @@
+"""Colour tools: saturation and clipping statistics."""

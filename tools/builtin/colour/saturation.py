@@ -1,0 +1,88 @@
+"""``colour``: saturation and clipping statistics of the analysed pixels."""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from sleuth.tools.base import Finding, ToolContext, ToolResult, forensic_tool, too_small
+from sleuth.tools.image import LoadedImage
+
+
+class ColourParams(BaseModel):
+    """Parameters of :func:`colour`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_pixels: int = Field(
+        1_000_000,
+        ge=10_000,
+        le=100_000_000,
+        description="Cost bound: larger areas are read on a regular subsample.",
+    )
+
+
+def saturation_statistics(rgb: np.ndarray) -> dict[str, float]:
+    """Return saturation and clipping statistics of an RGB array.
+
+    Parameters
+    ----------
+    rgb : ndarray of uint8, shape (H, W, 3)
+        Not modified.
+
+    Returns
+    -------
+    dict
+        ``saturation_mean`` and ``saturation_p95`` (HSV saturation
+        ``(max - min) / max``), ``saturated_share`` (saturation above 0.8),
+        ``clipped_high`` (share of pixels whose brightest channel is >= 250) and
+        ``clipped_low`` (share whose darkest channel is <= 5).
+
+    References
+    ----------
+    .. [1] McCloskey, S. and Albright, M. "Detecting GAN-generated imagery using
+           saturation cues." ICIP 2019.
+    """
+    pixels = rgb.reshape(-1, 3)
+    high = pixels.max(axis=1).astype(np.float32)
+    low = pixels.min(axis=1).astype(np.float32)
+    saturation = (high - low) / (high + 1e-3)
+    return {
+        "saturation_mean": float(saturation.mean()),
+        "saturation_p95": float(np.percentile(saturation, 95)),
+        "saturated_share": float((saturation > 0.8).mean()),
+        "clipped_high": float((high >= 250).mean()),
+        "clipped_low": float((low <= 5).mean()),
+    }
+
+
+@forensic_tool(
+    name="colour",
+    params=ColourParams,
+    summary="Colour statistics: saturation level and the share of clipped highlights and "
+    "shadows. Camera pipelines clip and saturate differently from generators, which tend "
+    "to avoid clipped pixels and favour vivid colour.",
+    caveat="Content decides much of it (a sunset, a studio shot); a weak signal that only "
+    "counts through the trained fusion.",
+    score_meaning="No score of its own: the metrics enter the trained fusion.",
+    cost="cheap",
+)
+def colour(image: LoadedImage, params: ColourParams, ctx: ToolContext) -> ToolResult:
+    """Measure saturation and clipping on the analysed pixels."""
+    del ctx  # no artifacts
+    if (small := too_small(image, 8)) is not None:
+        return small
+    rgb = image.rgb
+    step = max(1, int(np.ceil(np.sqrt(rgb.shape[0] * rgb.shape[1] / params.max_pixels))))
+    stats = saturation_statistics(rgb[::step, ::step])
+    summary = (
+        f"Mean saturation {stats['saturation_mean']:.2f}; "
+        f"{100 * stats['clipped_high']:.1f}% clipped highlights, "
+        f"{100 * stats['clipped_low']:.1f}% clipped shadows."
+    )
+    finding = Finding(
+        summary=summary,
+        metrics={k: round(v, 5) for k, v in stats.items()} | {"subsample": step},
+        caveats=["a statistic for the fusion; no verdict on its own"],
+    )
+    return ToolResult(findings=[finding])

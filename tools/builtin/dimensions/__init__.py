@@ -1,0 +1,1 @@
+"""Dimension tools: priors on generator output sizes."""

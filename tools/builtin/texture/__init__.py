@@ -1,0 +1,1 @@
+"""Texture tools: rich/poor texture contrast (PatchCraft, weight-free)."""
