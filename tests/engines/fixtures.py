@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.engines.postgres import postgres_server
 from tests.engines.scripted import ChatExample, scripted_vlm_dir
 from tests.engines.tiny_vlm import tiny_vlm_dir
 from tests.engines.vllm_server import EngineMissing, serve, vllm_python
@@ -56,6 +57,20 @@ def require_vllm() -> Path:
     except EngineMissing as exc:
         missing_engine(str(exc))
         raise  # not reached: missing_engine raises
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL server on loopback for this test run; yields its URL."""
+    try:
+        importlib.import_module("langgraph.checkpoint.postgres")
+    except ImportError as exc:
+        missing_engine(f"the postgres extra is not installed ({exc}): pip install -e '.[postgres]'")
+    try:
+        with postgres_server() as url:
+            yield url
+    except EngineMissing as exc:
+        missing_engine(str(exc))
 
 
 @pytest.fixture(scope="session")

@@ -10,17 +10,14 @@ requests, or the model answers garbage. So each :class:`ChatExample` holds the r
 OpenAI client sends it (messages, tool schemas) and is rendered with the processor's own chat
 template, after the two normalisations vLLM's OpenAI server applies before rendering (tool
 schemas dumped through its request model; tool-call arguments parsed from JSON strings to
-objects). Images are ``data:`` URLs, decoded with PIL and fed through the processor.
+objects) -- the transformers backend's own functions for that, so the two cannot drift.
+Images are ``data:`` URLs, decoded with PIL and fed through the processor.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import copy
 import dataclasses
 import hashlib
-import io
 import json
 import math
 import shutil
@@ -29,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sleuth.agent.backends.local import served_tools
+from sleuth.agent.backends.local import served_messages, served_tools
 from tests.engines.tiny_vlm import EOS_TOKEN, cached_build, tiny_vlm_dir
 
 #: Training stops once every target token wins its greedy choice by this many logits.
@@ -66,85 +63,6 @@ class ChatExample:
         return {"messages": self.messages, "tools": self.tools, "completion": self.completion}
 
 
-def served_messages(messages: Sequence[dict]) -> list[dict]:
-    """Messages as vLLM's OpenAI server hands them to the chat template.
-
-    Tool-call arguments arrive as JSON strings and are parsed to objects, which the template
-    serialises again with ``tojson``.
-
-    Parameters
-    ----------
-    messages : sequence of dict
-        OpenAI chat messages.
-
-    Returns
-    -------
-    list of dict
-        A normalised deep copy.
-    """
-    out = copy.deepcopy(list(messages))
-    for message in out:
-        for call in message.get("tool_calls") or ():
-            function = call.get("function", {})
-            if isinstance(function.get("arguments"), str):
-                function["arguments"] = json.loads(function["arguments"])
-    return out
-
-
-def decode_data_url(url: str):
-    """Decode a ``data:image/...;base64,...`` URL to an RGB PIL image.
-
-    Parameters
-    ----------
-    url : str
-        The data URL.
-
-    Returns
-    -------
-    PIL.Image.Image
-        The decoded image, in RGB.
-
-    Raises
-    ------
-    ValueError
-        If ``url`` is not a base64 image data URL.
-    """
-    from PIL import Image
-
-    head, sep, payload = url.partition(",")
-    if not (sep and head.startswith("data:image/") and head.endswith(";base64")):
-        raise ValueError(f"expected a base64 image data URL, got {url[:40]!r}...")
-    try:
-        data = base64.b64decode(payload, validate=True)
-    except binascii.Error as exc:
-        raise ValueError(f"bad base64 in data URL: {exc}") from exc
-    with Image.open(io.BytesIO(data)) as image:
-        return image.convert("RGB")
-
-
-def message_images(messages: Sequence[dict]) -> list:
-    """The images of ``messages`` in the order the chat template renders them.
-
-    Parameters
-    ----------
-    messages : sequence of dict
-        OpenAI chat messages.
-
-    Returns
-    -------
-    list of PIL.Image.Image
-        One image per ``image_url`` part.
-    """
-    images = []
-    for message in messages:
-        content = message.get("content")
-        if isinstance(content, list):
-            for part in content:
-                if part.get("type") == "image_url":
-                    images.append(decode_data_url(part["image_url"]["url"]))
-    return images
-
-
 def render_prompt(processor, messages: Sequence[dict], tools: Sequence[dict] | None) -> str:
     """The prompt text the serving engine builds for a request (generation prompt included).
 
@@ -163,7 +81,7 @@ def render_prompt(processor, messages: Sequence[dict], tools: Sequence[dict] | N
         The rendered prompt, image placeholders not yet expanded.
     """
     return processor.apply_chat_template(
-        served_messages(messages),
+        served_messages(messages)[0],
         tools=served_tools(tools),
         add_generation_prompt=True,
         tokenize=False,
@@ -187,7 +105,7 @@ def encode_prompt(processor, messages: Sequence[dict], tools: Sequence[dict] | N
     dict
         The processor's output (``input_ids``, ``attention_mask``, ``pixel_values``, ...).
     """
-    images = message_images(messages)
+    images = served_messages(messages)[1]
     return dict(
         processor(
             text=[render_prompt(processor, messages, tools)],

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from sleuth.agent.backends.local import served_messages, served_tools
 from tests.engines import synthetic
-from tests.engines.scripted import ChatExample, served_messages, served_tools
+from tests.engines.scripted import ChatExample
 
 
 def test_tools_rendered_as_vllm_hands_them_over() -> None:
@@ -29,7 +30,7 @@ def test_tools_rendered_as_vllm_hands_them_over() -> None:
 
 def test_tool_call_arguments_parsed_like_vllm() -> None:
     messages = synthetic.examples(1)[1].messages
-    call = served_messages(messages)[2]["tool_calls"][0]["function"]
+    call = served_messages(messages)[0][2]["tool_calls"][0]["function"]
     assert call["arguments"] == synthetic.ZOOM_ARGS
     assert isinstance(messages[2]["tool_calls"][0]["function"]["arguments"], str)  # untouched
 

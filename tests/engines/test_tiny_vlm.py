@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from sleuth.agent.backends.local import served_messages
 from tests.engines import synthetic
 from tests.engines.fixtures import require_transformers
-from tests.engines.scripted import encode_prompt, message_images, render_prompt
+from tests.engines.scripted import encode_prompt, render_prompt
 from tests.engines.tiny_vlm import (
     MAX_PIXELS,
     MIN_PIXELS,
@@ -69,7 +70,7 @@ def test_template_renders_tools_and_images_in_tool_messages(processor) -> None:
     example = synthetic.examples(1)[1]  # system, user [image, text], tool call, tool [text, image]
     prompt = render_prompt(processor, example.messages, example.tools)
     assert prompt.count("<|vision_start|><|image_pad|><|vision_end|>") == 2
-    assert len(message_images(example.messages)) == 2
+    assert len(served_messages(example.messages)[1]) == 2
     response = prompt[prompt.index("<tool_response>") :]
     assert "<|image_pad|>" in response.split("</tool_response>")[0]
     assert '"name": "zoom"' in prompt.split("\n</tools>")[0]  # the schemas, in the system turn
