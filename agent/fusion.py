@@ -1,9 +1,13 @@
 """Fuse tool evidence (and a model's own probability) into one ``p_ai``.
 
-The fusion is a log-odds sum, the form a logistic model takes, with coefficients read
-from a versioned JSON file that ships in the package (``weights/``). The current file
-is set by hand from the tools' documented score meanings; a fitted, calibrated file
-replaces it without code changes.
+The fusion is a log-odds sum read from a versioned JSON file that ships in the package
+(``weights/``). The default file holds a logistic model fitted by ``sleuth
+train-fusion`` on the survey's feature vector (:mod:`sleuth.agent.features`) and
+calibrated with Platt scaling; its per-feature terms are summed per evidence item, so
+every verdict can cite how much each finding moved it. The older hand-set file
+(``fusion-hand-v1.json``: one weight per tool on the logit of its score) still loads.
+
+Applying a coefficients file needs only the standard library: no scikit-learn at run time.
 """
 
 from __future__ import annotations
@@ -11,13 +15,75 @@ from __future__ import annotations
 import functools
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
+from typing import Any
 
+from sleuth.agent.features import extract_features
 from sleuth.agent.verdict import Evidence
 
-DEFAULT_WEIGHTS = "fusion-hand-v1.json"
+DEFAULT_WEIGHTS = "fusion-lr-v1.json"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogisticModel:
+    """A standardised, Platt-calibrated logistic model over named features.
+
+    ``p = sigmoid(slope * (intercept + sum_j coef_j * (x_j - mean_j) / scale_j) + offset)``;
+    a missing feature takes its training mean (a zero term).
+
+    Attributes
+    ----------
+    feature_set : str
+        Version of the feature definitions the model fits.
+    features : tuple of str
+    means, scales, coefficients : tuple of float
+        Per feature, in the order of ``features``.
+    intercept : float
+    calibration_slope, calibration_offset : float
+        Platt scaling of the decision value.
+    """
+
+    feature_set: str
+    features: tuple[str, ...]
+    means: tuple[float, ...]
+    scales: tuple[float, ...]
+    coefficients: tuple[float, ...]
+    intercept: float
+    calibration_slope: float = 1.0
+    calibration_offset: float = 0.0
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LogisticModel:
+        """Build from the ``model`` object of a coefficients file."""
+        rows = data["features"]
+        return cls(
+            feature_set=str(data["feature_set"]),
+            features=tuple(str(r["name"]) for r in rows),
+            means=tuple(float(r["mean"]) for r in rows),
+            scales=tuple(float(r["scale"]) for r in rows),
+            coefficients=tuple(float(r["coefficient"]) for r in rows),
+            intercept=float(data["intercept"]),
+            calibration_slope=float(data["calibration"]["slope"]),
+            calibration_offset=float(data["calibration"]["offset"]),
+        )
+
+    @property
+    def bias(self) -> float:
+        """The calibrated log-odds of an image whose features all sit at their means."""
+        return self.calibration_slope * self.intercept + self.calibration_offset
+
+    def terms(self, values: Mapping[str, float]) -> dict[str, float]:
+        """Return each feature's calibrated log-odds term (0 for missing features)."""
+        out = {}
+        for name, mean, scale, coef in zip(
+            self.features, self.means, self.scales, self.coefficients, strict=True
+        ):
+            x = values.get(name, math.nan)
+            z = 0.0 if math.isnan(x) else (x - mean) / scale
+            out[name] = self.calibration_slope * coef * z
+        return out
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -28,13 +94,15 @@ class FusionWeights:
     ----------
     version : str
         Recorded in every verdict.
+    model : LogisticModel, optional
+        The fitted model; when set it replaces the per-tool weights below.
     bias : float
-        Prior log-odds.
+        Prior log-odds (hand-set files).
     weights : dict of str to float
-        Per tool; tools not listed get ``default_weight``.
+        Per tool; tools not listed get ``default_weight`` (hand-set files).
     default_weight : float
     regional_factor : float
-        Multiplier for findings of tools re-run on a region.
+        Multiplier for findings of tools re-run on a region (hand-set files).
     model_weight : float
         Weight of a model's own log-odds.
     score_clip : float
@@ -44,6 +112,7 @@ class FusionWeights:
     """
 
     version: str
+    model: LogisticModel | None = None
     bias: float = 0.0
     weights: dict[str, float] = field(default_factory=dict)
     default_weight: float = 0.3
@@ -57,9 +126,16 @@ class FusionWeights:
     def load(cls, name: str = DEFAULT_WEIGHTS) -> FusionWeights:
         """Load a packaged coefficients file."""
         text = resources.files("sleuth.agent").joinpath("weights", name).read_text("utf-8")
-        data = json.loads(text)
-        data.pop("description", None)
-        return cls(**data)
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FusionWeights:
+        """Build from a coefficients file's JSON object (documentation keys are ignored)."""
+        known = {"bias", "weights", "default_weight", "regional_factor", "model_weight",
+                 "score_clip", "temperature"}  # fmt: skip
+        kwargs = {k: v for k, v in data.items() if k in known}
+        model = LogisticModel.from_dict(data["model"]) if "model" in data else None
+        return cls(version=str(data["version"]), model=model, **kwargs)
 
 
 def logit(p: float, clip: float = 1e-6) -> float:
@@ -79,12 +155,16 @@ def sigmoid(z: float) -> float:
 def contributions(evidence: Iterable[Evidence], weights: FusionWeights) -> dict[str, float]:
     """Return each evidence item's log-odds contribution, by evidence id.
 
-    Per tool and per scope (whole image, regions), only the strongest finding counts,
-    so a tool that reports the same trace twice is not counted twice. Neutral findings,
-    and findings without a score, contribute nothing.
+    With a fitted model: the calibrated terms of the features each whole-image item
+    supplied, summed per item (regional re-runs are not features and contribute
+    nothing). With hand-set weights: per tool and per scope only the strongest finding
+    counts; neutral findings and findings without a score contribute nothing.
     """
+    items = list(evidence)
+    if weights.model is not None:
+        return _model_contributions(items, weights.model)
     best: dict[tuple[str, bool], tuple[str, float]] = {}
-    for item in evidence:
+    for item in items:
         if item.score is None or item.direction == "neutral":
             continue
         weight = weights.weights.get(item.tool, weights.default_weight)
@@ -96,6 +176,16 @@ def contributions(evidence: Iterable[Evidence], weights: FusionWeights) -> dict[
         if key not in best or abs(value) > abs(best[key][1]):
             best[key] = (item.id, value)
     return dict(best.values())
+
+
+def _model_contributions(items: list[Evidence], model: LogisticModel) -> dict[str, float]:
+    vector = extract_features(items)
+    terms = model.terms(vector.values)
+    out: dict[str, float] = {}
+    for name, index in vector.sources.items():
+        key = items[index].id
+        out[key] = out.get(key, 0.0) + terms.get(name, 0.0)
+    return out
 
 
 def fuse(
@@ -118,10 +208,12 @@ def fuse(
     Returns
     -------
     float
-        ``sigmoid((bias + sum of contributions + model term) / temperature)``.
+        ``sigmoid((bias + sum of contributions + model term) / temperature)``, where a
+        fitted model supplies its own calibrated bias.
     """
     weights = weights or FusionWeights.load()
-    z = weights.bias + sum(contributions(evidence, weights).values())
+    bias = weights.model.bias if weights.model is not None else weights.bias
+    z = bias + sum(contributions(evidence, weights).values())
     if p_model is not None:
         z += weights.model_weight * logit(p_model, weights.score_clip)
     return sigmoid(z / weights.temperature)

@@ -88,7 +88,9 @@ class OfflineBackend:
 
         def row(item: Evidence) -> dict[str, str]:
             where = f" on {list(item.region.as_tuple())}" if item.region else ""
-            return {"id": item.id, "tool": item.tool + where, "what": f"score {item.score:.2f}"}
+            what = f"score {item.score:.2f}" if item.score is not None else "statistics"
+            what += f", log-odds {weight[item.id]:+.2f}"
+            return {"id": item.id, "tool": item.tool + where, "what": what}
 
         examined = dict.fromkeys(e.region for e in evidence if e.region is not None)
         regions = [str(list(box.as_tuple())) for box in examined]

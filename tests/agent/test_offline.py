@@ -14,9 +14,11 @@ from tests.agent.conftest import A1111, PASTED, composite_png, png_with_text
 from tests.conftest import photo
 
 
-def test_a_composite_is_inspected_region_by_region(session):
+def test_a_composite_is_inspected_region_by_region(settings):
     steps = []
-    verdict = session.analyze(composite_png(), progress=steps.append)
+    never_confident = settings.model_copy(update={"threshold": 1.0})
+    with Investigator(never_confident) as session:
+        verdict = session.analyze(composite_png(), progress=steps.append)
     tool_steps = [s for s in verdict.steps if s.kind == "tool"]
     assert verdict.regions, "the survey proposed no regions"
     inspected = {tuple(s.arguments["box"]) for s in tool_steps}

@@ -1,0 +1,82 @@
+"""Analyse one labelled image on one track with a backend, as a JSON-ready result row."""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from sleuth.agent.features import extract_features
+from sleuth.agent.verdict import Evidence
+from sleuth.evaluation.features import track_image
+from sleuth.evaluation.sources import Sample
+from sleuth.tools import SleuthError, load_image
+
+_SESSION: dict[str, Any] = {}
+
+
+def open_session(backend: str) -> None:
+    """Open this process's investigator: a throw-away case store, the given backend."""
+    from sleuth.api import Investigator
+    from sleuth.settings import Settings
+
+    folder = Path(tempfile.mkdtemp(prefix="sleuth-eval-"))
+    settings = Settings.load().model_copy(update={"data_dir": folder, "backend": backend,
+                                                  "case_store": None})  # fmt: skip
+    session = Investigator(settings).__enter__()
+    _SESSION.update(session=session, folder=folder)
+    atexit.register(close_session)
+
+
+def close_session() -> None:
+    """Close the investigator and delete its case store."""
+    if (session := _SESSION.pop("session", None)) is not None:
+        session.__exit__(None, None, None)
+    if (folder := _SESSION.pop("folder", None)) is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def metadata_rule(evidence: list[Evidence]) -> float:
+    """Baseline: a declared AI origin's score, else a capture origin's, else 0.5."""
+    whole = [e for e in evidence if e.tool == "provenance" and e.region is None]
+    ai = [e.score for e in whole if e.direction == "ai" and e.score is not None]
+    real = [e.score for e in whole if e.direction == "real" and e.score is not None]
+    if ai:
+        return max(ai)
+    return min(real) if real else 0.5
+
+
+def spectral_detector(evidence: list[Evidence]) -> float:
+    """Baseline: the spectrum tool's whole-image score on its own (0.5 when absent)."""
+    scores = [e.score for e in evidence if e.tool == "spectrum" and e.region is None]
+    return next((s for s in scores if s is not None), 0.5)
+
+
+def analyse(sample: Sample, track: str) -> dict[str, Any]:
+    """Return the result row of ``sample`` on ``track`` (an error row when it fails)."""
+    row: dict[str, Any] = {"file": sample.key, "track": track, "label": sample.label,
+                           "y": sample.y, **sample.meta}  # fmt: skip
+    start = time.perf_counter()
+    try:
+        image = track_image(load_image(sample.path), track)
+        verdict = _SESSION["session"].analyze(image)
+    except (SleuthError, OSError) as err:
+        row["error"] = f"{type(err).__name__}: {err}"
+        return row
+    evidence = verdict.evidence
+    features = extract_features(evidence).values
+    row.update(
+        p_ai=verdict.p_ai,
+        verdict=verdict.label,
+        stopped=verdict.stopped,
+        p_signals=verdict.p_signals,
+        metadata_rule=metadata_rule(evidence),
+        spectral=spectral_detector(evidence),
+        fusion=verdict.versions.get("fusion"),
+        features={k: (None if v != v else round(v, 6)) for k, v in features.items()},
+        seconds=round(time.perf_counter() - start, 3),
+    )
+    return row

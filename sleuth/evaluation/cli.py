@@ -1,0 +1,88 @@
+"""``sleuth eval`` and ``sleuth train-fusion``: thin commands over the evaluation package.
+
+Only typer and the standard library load here; the work (and scikit-learn, matplotlib)
+is imported inside the commands, so ``sleuth --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+DEFAULT_TOOLS = "provenance,dimensions,colour"
+"""Feature groups (by tool) of the shipped model: the set that cross-validated best."""
+
+
+def train_fusion_command(
+    manifest: Annotated[Path, typer.Argument(help="Manifest CSV or real/ + fake/ folder.")],
+    out: Annotated[Path, typer.Option("--out", help="Coefficients file to write.")] = Path(
+        "fusion-lr.json"
+    ),
+    version: Annotated[str, typer.Option(help="Version recorded in verdicts.")] = "lr-v1",
+    tools: Annotated[
+        str, typer.Option(help="Comma-separated tools whose features the model uses.")
+    ] = DEFAULT_TOOLS,
+    c: Annotated[float, typer.Option("--c", help="Inverse L2 strength.")] = 0.1,
+    seed: Annotated[int, typer.Option(help="Seed of the fold assignment.")] = 0,
+    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Worker processes.")] = 1,
+    cache: Annotated[Path, typer.Option(help="Feature cache folder.")] = Path(
+        ".cache/evaluation/features"
+    ),
+) -> None:
+    """Fit the calibrated fusion with CV grouped by source_repo; write a coefficients file."""
+    from rich.console import Console
+
+    from sleuth.evaluation.run import train_from_source
+
+    console = Console(stderr=True)
+    document = train_from_source(
+        manifest,
+        out=out,
+        version=version,
+        tools=[t.strip() for t in tools.split(",") if t.strip()],
+        c=c,
+        seed=seed,
+        jobs=jobs,
+        cache=cache,
+        console=console,
+    )
+    for track, figures in document["cv"].items():
+        console.print(f"grouped CV {track}: AUROC {figures['auroc']:.3f}  ECE {figures['ece']:.3f}")
+    console.print(f"wrote {out}")
+
+
+def eval_command(
+    source: Annotated[Path, typer.Argument(help="Manifest CSV or real/ + fake/ folder.")],
+    track: Annotated[str, typer.Option(help="native, laundered or both.")] = "both",
+    backend: Annotated[str, typer.Option(help="Reasoning backend (provider:model).")] = "offline",
+    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Worker processes.")] = 1,
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("eval-out"),
+    localisation: Annotated[
+        int, typer.Option(help="Composites for the localisation track (0: skip).")
+    ] = 40,
+    limit: Annotated[int, typer.Option(help="Only the first N images (0: all).")] = 0,
+) -> None:
+    """Evaluate a backend on a labelled image set; write results.jsonl and report.html."""
+    from rich.console import Console
+
+    from sleuth.evaluation.run import run_evaluation
+
+    tracks = {"native": ("native",), "laundered": ("laundered",), "both": ("native", "laundered")}
+    if track not in tracks:
+        raise typer.BadParameter("use native, laundered or both", param_hint="--track")
+    console = Console(stderr=True)
+    summary = run_evaluation(
+        source,
+        tracks=tracks[track],
+        backend=backend,
+        jobs=jobs,
+        out=out,
+        localisation=localisation,
+        limit=limit,
+        console=console,
+    )
+    for line in summary:
+        console.print(line)
+    console.print(f"wrote {out / 'results.jsonl'} and {out / 'report.html'}")
