@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
+from sleuth.evaluation import cli as evaluation_cli  # light: work is imported per command
 from sleuth.render import (
     cases_table,
     findings_table,
@@ -35,6 +36,9 @@ tools_app = typer.Typer(help="List and run forensic tools.", no_args_is_help=Tru
 app.add_typer(tools_app, name="tools")
 cases_app = typer.Typer(help="List, show and resume stored cases.", no_args_is_help=True)
 app.add_typer(cases_app, name="cases")
+
+app.command("eval")(evaluation_cli.eval_command)
+app.command("train-fusion")(evaluation_cli.train_fusion_command)
 
 out = Console()
 err = Console(stderr=True)

@@ -24,8 +24,9 @@ def open_session(backend: str) -> None:
     from sleuth.settings import Settings
 
     folder = Path(tempfile.mkdtemp(prefix="sleuth-eval-"))
-    settings = Settings.load().model_copy(update={"data_dir": folder, "backend": backend,
-                                                  "case_store": None})  # fmt: skip
+    settings = Settings.load().model_copy(
+        update={"data_dir": folder, "backend": backend, "case_store": None}
+    )
     session = Investigator(settings).__enter__()
     _SESSION.update(session=session, folder=folder)
     atexit.register(close_session)
@@ -57,8 +58,13 @@ def spectral_detector(evidence: list[Evidence]) -> float:
 
 def analyse(sample: Sample, track: str) -> dict[str, Any]:
     """Return the result row of ``sample`` on ``track`` (an error row when it fails)."""
-    row: dict[str, Any] = {"file": sample.key, "track": track, "label": sample.label,
-                           "y": sample.y, **sample.meta}  # fmt: skip
+    row: dict[str, Any] = {
+        "file": sample.key,
+        "track": track,
+        "label": sample.label,
+        "y": sample.y,
+        **sample.meta,
+    }
     start = time.perf_counter()
     try:
         image = track_image(load_image(sample.path), track)

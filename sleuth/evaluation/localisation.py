@@ -94,8 +94,12 @@ def _score(args: tuple[Sample, Sample | None, int]) -> dict[str, Any] | None:
     image = load_image(composite.data)
     survey = run_survey(ToolRegistry.discover(), image)
     ious = [c.box.iou(composite.box) for c in survey.candidates]
-    return {"kind": composite.kind, "best_iou": max(ious, default=0.0),
-            "top1_iou": ious[0] if ious else 0.0, "candidates": len(ious)}  # fmt: skip
+    return {
+        "kind": composite.kind,
+        "best_iou": max(ious, default=0.0),
+        "top1_iou": ious[0] if ious else 0.0,
+        "candidates": len(ious),
+    }
 
 
 def evaluate_localisation(
@@ -117,8 +121,14 @@ def evaluate_localisation(
     reals = [s for s in samples if s.label == "real"]
     fakes = [s for s in samples if s.label == "fake"]
     if not reals:
-        return {"n": 0, "mean_iou": float("nan"), "mean_top1_iou": float("nan"),
-                "hit_rate": float("nan"), "by_kind": {}, "rows": []}  # fmt: skip
+        return {
+            "n": 0,
+            "mean_iou": float("nan"),
+            "mean_top1_iou": float("nan"),
+            "hit_rate": float("nan"),
+            "by_kind": {},
+            "rows": [],
+        }
     hosts = rng.choice(len(reals), size=min(count, len(reals)), replace=False)
     tasks = []
     for i, h in enumerate(hosts):
@@ -135,8 +145,12 @@ def evaluate_localisation(
 
 def _summary(rows: list[dict[str, Any]]) -> dict[str, float]:
     if not rows:
-        return {"n": 0, "mean_iou": float("nan"), "mean_top1_iou": float("nan"),
-                "hit_rate": float("nan")}  # fmt: skip
+        return {
+            "n": 0,
+            "mean_iou": float("nan"),
+            "mean_top1_iou": float("nan"),
+            "hit_rate": float("nan"),
+        }
     best = np.array([r["best_iou"] for r in rows])
     return {
         "n": len(rows),

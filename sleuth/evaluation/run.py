@@ -17,9 +17,6 @@ from sleuth.agent.features import FEATURE_NAMES, METRIC_FEATURES, PROVENANCE_FEA
 from sleuth.evaluation import analysis
 from sleuth.evaluation.sources import Sample, read_source
 
-METHODS = {"analyst": "p_ai", "metadata rule": "metadata_rule", "spectral detector": "spectral"}
-"""Methods compared in the report: result-row column of each."""
-
 
 def features_of_tools(tools: Sequence[str]) -> list[str]:
     """Return the feature names supplied by the given tools, in vector order."""
@@ -68,9 +65,14 @@ def train_from_source(
     cv = scores_by_track(data, cross_validate(data, c=c, seed=seed))
     fitted = fit_fusion(data, c=c, seed=seed)
     document = coefficients_document(
-        fitted, version=version, cv=cv, n_images=len(samples),
-        n_groups=len(set(data.groups)), c=c, seed=seed,
-    )  # fmt: skip
+        fitted,
+        version=version,
+        cv=cv,
+        n_images=len(samples),
+        n_groups=len(set(data.groups)),
+        c=c,
+        seed=seed,
+    )
     write_coefficients(document, out)
     return document
 
@@ -141,8 +143,9 @@ def run_evaluation(
                 f"accuracy {_f(s['accuracy'])}  abstain {_f(s['abstain_rate'])}"
             )
     for track, s in summary.get("cv", {}).items():
-        lines.append(f"{track:9s} {'grouped CV fusion':18s} AUROC {_f(s['auroc'])}  "
-                     f"ECE {_f(s['ece'])}")  # fmt: skip
+        lines.append(
+            f"{track:9s} {'grouped CV fusion':18s} AUROC {_f(s['auroc'])}  ECE {_f(s['ece'])}"
+        )
     if loc is not None:
         lines.append(
             f"localisation: {loc['n']} composites, mean best IoU {_f(loc['mean_iou'])}, "

@@ -111,8 +111,11 @@ def _read_folder(root: Path) -> list[Sample]:
         for path in sorted(p for p in base.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
             rel = path.relative_to(base)
             group = rel.parts[0] if len(rel.parts) > 1 else label
-            meta = {"generator": "unknown", "format": _suffix_format(path.name),
-                    "source_repo": group}  # fmt: skip
+            meta = {
+                "generator": "unknown",
+                "format": _suffix_format(path.name),
+                "source_repo": group,
+            }
             key = path.relative_to(root).as_posix()
             samples.append(Sample(path=path, key=key, label=label, meta=meta))
     return samples

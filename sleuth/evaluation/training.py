@@ -173,12 +173,16 @@ def coefficients_document(
 ) -> dict[str, Any]:
     """Return the JSON object of a coefficients file (see ``agent/weights``)."""
     rows = [
-        {"name": name, "mean": round(float(m), 6), "scale": round(float(s), 6),
-         "coefficient": round(float(w), 6)}
+        {
+            "name": name,
+            "mean": round(float(m), 6),
+            "scale": round(float(s), 6),
+            "coefficient": round(float(w), 6),
+        }
         for name, m, s, w in zip(
             fitted.features, fitted.means, fitted.scales, fitted.coefficients, strict=True
         )
-    ]  # fmt: skip
+    ]
     return {
         "version": version,
         "description": "Logistic regression on the survey's feature vector (standardised; "
@@ -196,7 +200,7 @@ def coefficients_document(
                 "slope": round(fitted.slope, 6),
                 "offset": round(fitted.offset, 6),
             },
-        },  # fmt: skip
+        },
         "model_weight": 1.0,
         "score_clip": 0.02,
         "training": {
@@ -205,7 +209,7 @@ def coefficients_document(
             "folds": FOLDS,
             "C": c,
             "seed": seed,
-        },  # fmt: skip
+        },
         "cv": {
             track: {
                 "auroc": round(s.auroc, 4),
@@ -214,7 +218,7 @@ def coefficients_document(
                 "n": s.n,
             }
             for track, s in cv.items()
-        },  # fmt: skip
+        },
     }
 
 

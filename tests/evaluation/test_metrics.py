@@ -1,0 +1,39 @@
+"""Metrics equal values worked out by hand."""
+
+import math
+
+import pytest
+
+from sleuth.evaluation.metrics import auroc, expected_calibration_error, reliability, score
+
+
+def test_auroc_counts_ordered_pairs():
+    # pairs (fake, real): (0.35, 0.1) ok, (0.35, 0.4) wrong, (0.8, *) ok -> 3 of 4
+    assert auroc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == pytest.approx(0.75)
+    assert auroc([0, 1], [0.2, 0.9]) == 1.0 and auroc([0, 1], [0.9, 0.2]) == 0.0
+
+
+def test_auroc_counts_ties_as_half_and_needs_both_classes():
+    assert auroc([0, 0, 1, 1], [0.5, 0.5, 0.5, 0.5]) == pytest.approx(0.5)
+    assert auroc([0, 1, 1], [0.3, 0.3, 0.9]) == pytest.approx(0.75)
+    assert math.isnan(auroc([1, 1], [0.2, 0.4]))
+
+
+def test_ece_weighs_each_bin_gap_by_its_share():
+    # bin [0.2, 0.3): one real at 0.25 -> gap 0.25, share 1/4
+    # bin [0.7, 0.8): three fakes at 0.75 -> gap 0.25, share 3/4
+    assert expected_calibration_error([0, 1, 1, 1], [0.25, 0.75, 0.75, 0.75]) == pytest.approx(0.25)
+    assert expected_calibration_error([0, 1], [0.0, 1.0]) == pytest.approx(0.0)
+    assert expected_calibration_error([1, 0], [0.0, 1.0]) == pytest.approx(1.0)
+
+
+def test_reliability_bins_and_probability_one_falls_in_the_last_bin():
+    bins = reliability([0, 1, 1], [0.05, 0.95, 1.0])
+    assert bins == [(0.05, 0.0, 1), (pytest.approx(0.975), 1.0, 2)]
+
+
+def test_score_reports_confusion_and_abstentions():
+    s = score([0, 0, 1, 1], [0.1, 0.6, 0.5, 0.9], band=(0.35, 0.65))
+    assert s.confusion == (1, 1, 1, 1)  # 0.5 is not > 0.5: called real
+    assert s.accuracy == 0.5 and s.balanced_accuracy == 0.5
+    assert s.abstain_rate == 0.5 and s.accuracy_decided == 1.0
