@@ -317,6 +317,59 @@ def _print_artifacts(artifacts: list[Any], out_dir: Path | None) -> None:
         out.print(f"{len(artifacts)} artifact(s) written to {out_dir}")
 
 
+@app.command("serve")
+def serve_command(
+    transport: Annotated[
+        str, typer.Option("--transport", help="stdio (launched by a client) or http.")
+    ] = "stdio",
+    host: Annotated[str, typer.Option("--host", help="HTTP bind address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="HTTP port.", min=1, max=65535)] = 8765,
+    allow_dir: Annotated[
+        list[Path] | None,
+        typer.Option("--allow-dir", help="A folder whose images may be read by path (repeat)."),
+    ] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--token-file", help="Bearer token HTTP clients must send (required off loopback)."
+        ),
+    ] = None,
+    allow_urls: Annotated[
+        bool, typer.Option("--allow-urls", help="Fetch http(s) image URLs (public hosts only).")
+    ] = False,
+    allow_origin: Annotated[
+        list[str] | None,
+        typer.Option("--allow-origin", help="A browser origin allowed besides loopback (repeat)."),
+    ] = None,
+    max_base64_mb: Annotated[
+        float, typer.Option("--max-base64-mb", help="Largest base64 image.", min=0.01)
+    ] = 20.0,
+    jobs: Annotated[int, typer.Option("--jobs", help="Analyses at once.", min=1)] = 2,
+    queue: Annotated[
+        int, typer.Option("--queue", help="Calls that may wait before 'busy'.", min=0)
+    ] = 32,
+    log_level: Annotated[str, typer.Option("--log-level", help="Logging level.")] = "WARNING",
+) -> None:
+    """Run the MCP server (analyze_image, ask_followup, get_case and every forensic tool)."""
+    from sleuth.servers.__main__ import serve
+
+    if transport not in ("stdio", "http"):
+        raise SleuthError(f"--transport must be stdio or http, not {transport!r}")
+    serve(
+        transport=transport,  # type: ignore[arg-type]
+        host=host,
+        port=port,
+        allow_dirs=allow_dir or (),
+        token_file=token_file,
+        allow_urls=allow_urls,
+        allow_origins=allow_origin or (),
+        max_base64_mb=max_base64_mb,
+        running=jobs,
+        waiting=queue,
+        log_level=log_level,
+    )
+
+
 def main() -> None:
     """Run the CLI; expected errors become one line on stderr and a non-zero exit code."""
     try:

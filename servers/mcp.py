@@ -1,0 +1,307 @@
+"""The MCP server: the investigation agent and every forensic tool, for chat assistants.
+
+:func:`create_server` builds an :class:`~mcp.server.mcpserver.MCPServer` with
+
+- ``analyze_image`` -- the whole agent; the Verdict as structured content, the annotated
+  image, a progress notification per step;
+- ``ask_followup`` and ``get_case`` -- follow-ups on a stored case;
+- one tool per registered forensic tool (plugins included), generated from the registry;
+- resources ``case://{case_id}`` (JSON), ``case://{case_id}/report`` (HTML) and
+  ``case://{case_id}/artifacts/{name}`` (PNG), and the prompt ``investigate_image``.
+
+Blocking work runs in worker threads under a :class:`~sleuth.servers.gate.Gate`. Every
+expected failure (a refused input, a bad argument, an unknown case, a busy server) is a
+``ToolError``, which the client receives as a result with ``is_error`` set. Transport and
+logging are chosen only by the entry point (:mod:`sleuth.servers.__main__`).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, TypeVar
+
+import anyio.from_thread
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError, ToolError
+from mcp_types import CallToolResult, ImageContent, TextContent, ToolAnnotations
+from PIL import Image
+from pydantic import Field
+
+from sleuth import prompts
+from sleuth.agent.verdict import Answer, Case, Step, Verdict
+from sleuth.annotate import annotate
+from sleuth.api import Investigator
+from sleuth.servers.forensic import add_forensic_tools, png_content
+from sleuth.servers.gate import Gate
+from sleuth.servers.inputs import InputPolicy, read_source
+from sleuth.settings import Settings
+from sleuth.tools import SleuthError, ToolRegistry, load_image
+
+T = TypeVar("T")
+
+READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+WRITES_CASE = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
+MAX_ANSWER_IMAGES = 4
+ANNOTATED_SIDE = 1024
+
+PathArg = Annotated[
+    str | None, Field(description="An image file under one of the server's allowed folders.")
+]
+Base64Arg = Annotated[
+    str | None,
+    Field(description="The image bytes in base64 (a data: URL is accepted too)."),
+]
+UrlArg = Annotated[
+    str | None,
+    Field(description="An http(s) URL of the image (only when the server allows URLs)."),
+]
+CaseIdArg = Annotated[
+    str, Field(description="A case id from analyze_image.", pattern=r"^[0-9a-f]{16}-[0-9a-f]{8}$")
+]
+
+
+def create_server(
+    registry: ToolRegistry | None = None,
+    settings: Settings | None = None,
+    *,
+    policy: InputPolicy | None = None,
+    running: int = 2,
+    waiting: int = 32,
+) -> MCPServer:
+    """Build the sleuth MCP server.
+
+    Parameters
+    ----------
+    registry : ToolRegistry, optional
+        The forensic tools; defaults to the installed ones the settings allow.
+    settings : Settings, optional
+        Case store, backend, limits; defaults to :meth:`Settings.load`.
+    policy : InputPolicy, optional
+        What images may be read; by default base64 only (no files, no URLs).
+    running, waiting : int
+        Jobs at once, and jobs that may queue before calls are refused as busy.
+
+    Returns
+    -------
+    MCPServer
+        Not started: run it with a transport, or connect an in-process ``Client`` to it.
+    """
+    settings = settings or Settings.load()
+    registry = registry or ToolRegistry.discover(
+        enabled=settings.tools_enabled, blocked=settings.tools_blocked
+    )
+    policy = policy or InputPolicy(max_file_bytes=settings.max_image_bytes)
+    gate = Gate(running, waiting)
+    server = MCPServer(
+        "sleuth",
+        title="sleuth: is this image AI-generated?",
+        instructions=prompts.render("mcp_instructions"),
+        version=_version(),
+    )
+
+    async def work(fn: Callable[..., T], *args: Any) -> T:
+        try:
+            return await gate.run(fn, *args)
+        except SleuthError as err:
+            raise ToolError(str(err)) from None
+
+    def session(overrides: dict[str, Any] | None = None) -> Investigator:
+        chosen = settings.model_copy(update=overrides) if overrides else settings
+        return Investigator(chosen, registry)
+
+    @server.tool(title="Analyse an image", annotations=WRITES_CASE)
+    async def analyze_image(
+        ctx: Context,
+        path: PathArg = None,
+        image_base64: Base64Arg = None,
+        url: UrlArg = None,
+        question: Annotated[
+            str | None, Field(description="What to look at, if anything.", max_length=2000)
+        ] = None,
+        backend: Annotated[
+            Literal["configured", "offline"],
+            Field(description="'offline': the weights-free analyst, whatever is configured."),
+        ] = "configured",
+        max_steps: Annotated[int | None, Field(ge=1, le=50)] = None,
+        threshold: Annotated[float | None, Field(ge=0.5, le=1.0)] = None,
+    ) -> Annotated[CallToolResult, Verdict]:
+        """Decide whether an image is AI-generated and show why.
+
+        Give exactly one of path, image_base64 or url. Returns the verdict (label, calibrated
+        p_ai, explanation citing evidence ids, boxes in original pixels, every step) with the
+        image annotated with its numbered regions, and the case id for follow-up questions.
+        """
+        overrides = {"max_steps": max_steps, "threshold": threshold}
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        if backend == "offline":
+            overrides["backend"] = "offline"
+        report = _progress_reporter(ctx)
+
+        def run() -> tuple[Verdict, bytes]:
+            data = read_source(policy, path=path, image_base64=image_base64, url=url)
+            loaded = load_image(data, limits=settings.image_limits)
+            with session(overrides) as investigator:
+                verdict = investigator.analyze(loaded, question, progress=report)
+            drawn = annotate(
+                loaded.full, verdict.regions, evidence_boxes=verdict.boxes, max_side=ANNOTATED_SIDE
+            )
+            return verdict, _png(drawn)
+
+        verdict, picture = await work(run)
+        return CallToolResult(
+            content=[
+                TextContent(type="text", text=_verdict_text(verdict)),
+                ImageContent(type="image", data=_b64(picture), mime_type="image/png"),
+            ],
+            structured_content=verdict.model_dump(mode="json"),
+        )
+
+    @server.tool(title="Ask about a case", annotations=WRITES_CASE)
+    async def ask_followup(
+        ctx: Context,
+        case_id: CaseIdArg,
+        question: Annotated[str, Field(min_length=1, max_length=2000)],
+    ) -> Annotated[CallToolResult, Answer]:
+        """Ask a follow-up question about a stored case; tools may run again.
+
+        For example "zoom on the left hand" or "what did ELA show in region 2?". Returns the
+        answer and the evidence it rests on, with its heatmaps and crops (up to four) as images.
+        """
+        report = _progress_reporter(ctx)
+
+        def run() -> tuple[Answer, list[bytes]]:
+            with session() as investigator:
+                answer = investigator.ask(case_id, question, progress=report)
+                names = [name for item in answer.evidence for name in item.artifacts]
+                pictures = [
+                    investigator.files.artifact_path(case_id, name).read_bytes()
+                    for name in names[:MAX_ANSWER_IMAGES]
+                ]
+            return answer, pictures
+
+        answer, pictures = await work(run)
+        content: list[Any] = [TextContent(type="text", text=answer.answer)]
+        content += [png_content(data) for data in pictures]
+        return CallToolResult(content=content, structured_content=answer.model_dump(mode="json"))
+
+    @server.tool(title="Get a case", annotations=READ_ONLY)
+    async def get_case(case_id: CaseIdArg) -> Case:
+        """Return a stored case: its verdict (or that it was interrupted) and all follow-ups."""
+
+        def run() -> Case:
+            with session() as investigator:
+                return investigator.case(case_id)
+
+        return await work(run)
+
+    @server.resource(
+        "case://{case_id}", name="case", mime_type="application/json", title="A stored case"
+    )
+    async def case_resource(case_id: str) -> str:
+        case = await _read(work, session, lambda s: s.case(case_id))
+        return case.model_dump_json(indent=1)
+
+    @server.resource(
+        "case://{case_id}/report", name="report", mime_type="text/html", title="HTML report"
+    )
+    async def report_resource(case_id: str) -> str:
+        from sleuth.report import render_report
+
+        def build(investigator: Investigator) -> str:
+            return render_report(
+                investigator.case(case_id),
+                investigator.image(case_id),
+                lambda name: investigator.files.artifact_path(case_id, name),
+            )
+
+        return await _read(work, session, build)
+
+    @server.resource(
+        "case://{case_id}/artifacts/{name}",
+        name="artifact",
+        mime_type="image/png",
+        title="A heatmap, spectrum or crop of a case",
+    )
+    async def artifact_resource(case_id: str, name: str) -> bytes:
+        def read(investigator: Investigator) -> bytes:
+            investigator.case(case_id)  # an unknown case is an error, not an empty folder
+            path = investigator.files.artifact_path(case_id, name)
+            if not path.is_file():
+                raise SleuthError(f"case {case_id} has no artifact {name!r}")
+            return path.read_bytes()
+
+        return await _read(work, session, read)
+
+    @server.prompt(title="Investigate an image")
+    def investigate_image(
+        image: Annotated[str, Field(description="A path under the allowed folders, or a URL.")],
+        question: str | None = None,
+    ) -> str:
+        """Investigate whether an image is AI-generated, citing the evidence."""
+        return prompts.render("mcp_investigate", image=image, question=question)
+
+    add_forensic_tools(server, registry, policy, settings, work)
+    return server
+
+
+async def _read(work: Any, session: Callable[[], Investigator], fn: Callable[..., T]) -> T:
+    def run() -> T:
+        with session() as investigator:
+            return fn(investigator)
+
+    try:
+        return await work(run)
+    except ToolError as err:
+        raise ResourceError(str(err)) from None
+
+
+def _progress_reporter(ctx: Context) -> Callable[[Step], None]:
+    """Return a step callback (called in a worker thread) sending MCP progress notifications."""
+    done = 0
+
+    def report(step: Step) -> None:
+        nonlocal done
+        done += 1
+        what = step.tool or step.kind
+        message = f"step {step.index + 1}: {step.kind} {what}: {step.result}"[:300]
+        try:
+            anyio.from_thread.run(ctx.report_progress, done, None, message)
+        except Exception:  # noqa: BLE001 -- a client gone away must not stop the analysis
+            pass
+
+    return report
+
+
+def _verdict_text(verdict: Verdict) -> str:
+    return json.dumps(
+        {
+            "case_id": verdict.case_id,
+            "label": verdict.label,
+            "p_ai": verdict.p_ai,
+            "explanation": verdict.explanation,
+            "regions": [list(b.as_tuple()) for b in verdict.regions],
+        },
+        indent=1,
+    )
+
+
+def _png(picture: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sleuth")
+    except PackageNotFoundError:
+        return "0"
