@@ -25,9 +25,8 @@ QUESTION = "what did the noise tool show in box 1?"
 @pytest.fixture
 def env(tmp_path):
     (tmp_path / "none.toml").write_text("")
-    return dict(
-        os.environ, SLEUTH_DATA_DIR=str(tmp_path / "data"), SLEUTH_CONFIG=str(tmp_path / "none.toml")
-    )
+    data, config = str(tmp_path / "data"), str(tmp_path / "none.toml")
+    return dict(os.environ, SLEUTH_DATA_DIR=data, SLEUTH_CONFIG=config)
 
 
 def free_port():
