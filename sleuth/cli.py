@@ -370,6 +370,48 @@ def serve_command(
     )
 
 
+@app.command("model-server")
+def model_server_command(
+    model: Annotated[
+        str, typer.Argument(help="Model to serve, e.g. Qwen/Qwen2.5-VL-7B-Instruct, or a folder.")
+    ],
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port.", min=1, max=65535)] = 8000,
+    family: Annotated[
+        str | None, typer.Option("--family", help="Model family, when the name does not say it.")
+    ] = None,
+    max_model_len: Annotated[
+        int | None, typer.Option("--max-model-len", help="Context length (family default).", min=1)
+    ] = None,
+    gpu_memory_utilization: Annotated[
+        float | None,
+        typer.Option("--gpu-memory-utilization", help="Share of GPU memory.", min=0.01, max=1.0),
+    ] = None,
+    tensor_parallel_size: Annotated[
+        int | None, typer.Option("--tensor-parallel-size", help="GPUs to split over.", min=1)
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the command and settings; start nothing.")
+    ] = False,
+) -> None:
+    """Serve a vision-language model with vLLM for the agent (a GPU machine)."""
+    from sleuth.servers.model_server import describe, launch, plan
+
+    server = plan(
+        model,
+        host=host,
+        port=port,
+        family=family,
+        max_model_len=max_model_len,
+        gpu_memory_utilization=gpu_memory_utilization,
+        tensor_parallel_size=tensor_parallel_size,
+    )
+    if dry_run:
+        typer.echo(describe(server))
+        return
+    launch(server)
+
+
 def main() -> None:
     """Run the CLI; expected errors become one line on stderr and a non-zero exit code."""
     try:

