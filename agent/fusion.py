@@ -131,8 +131,15 @@ class FusionWeights:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FusionWeights:
         """Build from a coefficients file's JSON object (documentation keys are ignored)."""
-        known = {"bias", "weights", "default_weight", "regional_factor", "model_weight",
-                 "score_clip", "temperature"}  # fmt: skip
+        known = {
+            "bias",
+            "weights",
+            "default_weight",
+            "regional_factor",
+            "model_weight",
+            "score_clip",
+            "temperature",
+        }
         kwargs = {k: v for k, v in data.items() if k in known}
         model = LogisticModel.from_dict(data["model"]) if "model" in data else None
         return cls(version=str(data["version"]), model=model, **kwargs)

@@ -75,10 +75,13 @@ def dimensions(image: LoadedImage, params: DimensionsParams, ctx: ToolContext) -
     typical = prior["sides_multiple"]
     summary = (
         f"{image.width}x{image.height} pixels: "
-        + (f"both sides are multiples of {params.multiple}, as generators output"
-           if typical else f"not a multiple-of-{params.multiple} generator size")
+        + (
+            f"both sides are multiples of {params.multiple}, as generators output"
+            if typical
+            else f"not a multiple-of-{params.multiple} generator size"
+        )
         + ("; square." if prior["square"] else ".")
-    )  # fmt: skip
+    )
     finding = Finding(
         summary=summary,
         metrics=prior,
