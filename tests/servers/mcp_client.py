@@ -15,9 +15,9 @@ def run(fn, *args: Any) -> Any:
     return anyio.run(fn, *args)
 
 
-def png_of(content) -> Image.Image:
+def png_of(content, mime_type="image/png") -> Image.Image:
     """Decode an ImageContent to a PIL image."""
-    assert content.type == "image" and content.mime_type == "image/png"
+    assert content.type == "image" and content.mime_type == mime_type
     return Image.open(io.BytesIO(base64.b64decode(content.data)))
 
 

@@ -69,7 +69,7 @@ def test_analyze_image_gives_a_verdict_an_annotated_image_and_progress(server_fo
     assert CASE_ID.match(verdict.case_id) and verdict.label in ("ai_generated", "real", "uncertain")
     [text, image] = result.content
     assert verdict.case_id in text.text
-    assert png_of(image).size == (640, 480)  # the composite, annotated at full size
+    assert png_of(image, "image/jpeg").size == (640, 480)  # the composite, annotated at full size
     assert len(progress) == len(verdict.steps)  # one notification per step, in order
     assert [d for d, _ in progress] == list(range(1, len(progress) + 1))
     assert any("survey" in m for _, m in progress)

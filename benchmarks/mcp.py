@@ -1,0 +1,160 @@
+"""analyze_image over MCP: in-process vs stdio vs streamable HTTP, and throughput under load.
+
+Every call analyses the same photo-like composite (640x480 PNG) with the offline backend,
+each call a new case; the image is given by path (as a desktop assistant does) and as
+base64. Per-call latency is the median of ``--repeat`` calls per transport, interleaved
+round-robin after a warm-up round, all three in one run; throughput is calls per second
+over HTTP with 1, 4 and 16 concurrent clients, each making ``--per-client`` calls. The
+server runs ``--jobs`` analyses at once (default 2, one per core here).
+
+    python benchmarks/mcp.py [--repeat 7] [--per-client 2] [--jobs 2]
+
+Target (issue "MCP server"): stdio and HTTP per call <= 1.2x in-process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# This file is named like the mcp package: take its folder off the path, put the checkout on it
+# (for the tests' image builders).
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+sys.path.insert(0, str(HERE.parent))
+
+import anyio  # noqa: E402
+from mcp import Client, StdioServerParameters  # noqa: E402
+
+from sleuth.servers.inputs import InputPolicy  # noqa: E402
+from sleuth.servers.mcp import create_server  # noqa: E402
+from sleuth.settings import Settings  # noqa: E402
+from tests.agent.conftest import composite_png  # noqa: E402
+
+BASE64 = {"image_base64": base64.b64encode(composite_png()).decode("ascii")}
+IMAGE = {"path": "composite.png"}  # under the server's allowed folder
+
+
+async def per_call(
+    clients: dict[str, Client], repeat: int, arguments: dict[str, str]
+) -> dict[str, float]:
+    """Median seconds of one analyze_image call per transport, calls interleaved.
+
+    Round-robin over the connected clients, so that drift in the machine's load hits
+    every transport alike.
+    """
+    times: dict[str, list[float]] = {name: [] for name in clients}
+    for round_ in range(repeat + 1):
+        for name, client in clients.items():
+            start = time.perf_counter()
+            result = await client.call_tool("analyze_image", arguments)
+            if result.is_error:
+                raise SystemExit(f"analyze_image failed: {result.content}")
+            if round_:  # the first round warms up
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+async def throughput(url: str, clients: int, per_client: int) -> float:
+    """Calls per second with ``clients`` concurrent clients."""
+
+    async def one() -> None:
+        async with Client(url) as client:
+            for _ in range(per_client):
+                result = await client.call_tool("analyze_image", IMAGE)
+                if result.is_error:
+                    raise SystemExit(f"analyze_image failed: {result.content}")
+
+    start = time.perf_counter()
+    async with anyio.create_task_group() as group:
+        for _ in range(clients):
+            group.start_soon(one)
+    return clients * per_client / (time.perf_counter() - start)
+
+
+def start_http(env: dict[str, str], jobs: int, folder: Path) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [sys.executable, "-m", "sleuth", "serve", "--transport", "http"]
+    command += [
+        "--port",
+        str(port),
+        "--jobs",
+        str(jobs),
+        "--queue",
+        "64",
+        "--allow-dir",
+        str(folder),
+    ]
+    process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
+    for _ in range(300):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return process, f"http://127.0.0.1:{port}/mcp"
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("the HTTP server did not start")
+
+
+async def measure(
+    args: argparse.Namespace, env: dict[str, str], settings: Settings, folder: Path
+) -> None:
+    policy = InputPolicy(allow_dirs=(folder,))
+    server = create_server(settings=settings, policy=policy, running=args.jobs, waiting=64)
+    stdio = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "sleuth", "serve", "--jobs", str(args.jobs), "--allow-dir", str(folder)],
+        env=env,
+    )
+    process, url = start_http(env, args.jobs, folder)
+    try:
+        rows = {}
+        async with Client(server) as local, Client(stdio) as piped, Client(url) as http:
+            clients = {"in-process": local, "stdio": piped, "http": http}
+            for source, arguments in (("path", IMAGE), ("base64", BASE64)):
+                rows[source] = await per_call(clients, args.repeat, arguments)
+        print(f"analyze_image per call (median of {args.repeat}, offline backend, 640x480 PNG)")
+        print(f"  {'image as':<10}{'transport':<12}{'ms':>9}{'ratio':>8}")
+        for source, medians in rows.items():
+            for name, seconds in medians.items():
+                ratio = seconds / medians["in-process"]
+                print(f"  {source:<10}{name:<12}{seconds * 1e3:>9.1f}{ratio:>8.2f}")
+        print("  target: stdio and http <= 1.2x in-process")
+        print(f"throughput over HTTP ({args.per_client} calls per client, --jobs {args.jobs})")
+        print(f"  {'clients':<12}{'calls/s':>9}")
+        for clients in (1, 4, 16):
+            rate = await throughput(url, clients, args.per_client)
+            print(f"  {clients:<12}{rate:>9.2f}")
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--per-client", type=int, default=2)
+    parser.add_argument("--jobs", type=int, default=2)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "none.toml"
+        config.write_text("")
+        env = dict(os.environ, SLEUTH_DATA_DIR=str(Path(tmp) / "data"), SLEUTH_CONFIG=str(config))
+        settings = Settings(data_dir=Path(tmp) / "data")
+        folder = Path(tmp) / "images"
+        folder.mkdir()
+        (folder / "composite.png").write_bytes(composite_png())
+        anyio.run(measure, args, env, settings, folder)
+
+
+if __name__ == "__main__":
+    main()
