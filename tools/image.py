@@ -300,7 +300,9 @@ def _to_rgb8(img: Image.Image, notes: list[str]) -> np.ndarray:
         notes.append("converted from CMYK to RGB")
     elif mode not in {"RGB", "RGBA", "L", "P", "LA", "1", "PA"}:
         notes.append(f"converted from {mode} to RGB")
-    return np.array(img.convert("RGB"), dtype=np.uint8)
+    if img.mode != "RGB":
+        img = img.convert("RGB")  # for an RGB image this would only copy the pixels
+    return np.asarray(img, dtype=np.uint8)
 
 
 @functools.cache

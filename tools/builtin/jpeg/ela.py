@@ -62,7 +62,9 @@ def error_level(
     buf = io.BytesIO()
     source.save(buf, format="JPEG", quality=quality)
     with Image.open(buf) as resaved:
-        levels = ImageChops.difference(source, resaved.convert("RGB")).convert("L")
+        resaved.load()  # an RGB JPEG decodes to RGB; convert() would only copy it
+        rgb = resaved if resaved.mode == "RGB" else resaved.convert("RGB")
+        levels = ImageChops.difference(source, rgb).convert("L")
     return np.asarray(levels)[py:, px:]
 
 
