@@ -182,8 +182,10 @@ class ToolContext:
 def _as_uint8(pixels: np.ndarray) -> np.ndarray:
     if pixels.dtype == np.uint8:
         return np.ascontiguousarray(pixels)
-    scaled = np.clip(np.nan_to_num(pixels.astype(np.float64)), 0.0, 1.0) * 255.0
-    return np.rint(scaled).astype(np.uint8)
+    scaled = np.nan_to_num(pixels.astype(np.float64), copy=False)  # one working copy
+    np.clip(scaled, 0.0, 1.0, out=scaled)
+    scaled *= 255.0
+    return np.rint(scaled, out=scaled).astype(np.uint8)
 
 
 def too_small(image: LoadedImage, minimum: int) -> ToolResult | None:

@@ -79,7 +79,7 @@ def noise_level_map(gray: np.ndarray, *, block: int) -> np.ndarray:
     )
 
 
-def npr_block_ratio(gray: np.ndarray) -> float:
+def npr_block_ratio(profiles: tuple[np.ndarray, ...]) -> float:
     """Mean |difference| inside 2x2 blocks over mean |difference| across block edges.
 
     NPR [1]_ is the residual ``x - up(down(x))``: each pixel's difference from its
@@ -89,7 +89,11 @@ def npr_block_ratio(gray: np.ndarray) -> float:
 
     Parameters
     ----------
-    gray : ndarray, shape (H, W)
+    profiles : tuple of ndarray
+        :func:`sleuth.tools.image.difference_profiles` of the luminance: mean ``|dx|``
+        per column and mean ``|dy|`` per row. Every column (row) has as many
+        differences, so averaging the even (odd) entries gives the mean ``|d|`` over
+        the differences inside (across) blocks.
 
     Returns
     -------
@@ -100,10 +104,9 @@ def npr_block_ratio(gray: np.ndarray) -> float:
     .. [1] Tan, C. et al. "Rethinking the up-sampling operations in CNN-based generative
            network for generalizable deepfake detection." CVPR 2024.
     """
-    dx = np.abs(np.diff(gray, axis=1))
-    dy = np.abs(np.diff(gray, axis=0))
-    inside = dx[:, 0::2].mean() + dy[0::2, :].mean()
-    across = dx[:, 1::2].mean() + dy[1::2, :].mean()
+    dx, dy = profiles[0], profiles[1]
+    inside = dx[0::2].mean(dtype=np.float64) + dy[0::2].mean(dtype=np.float64)
+    across = dx[1::2].mean(dtype=np.float64) + dy[1::2].mean(dtype=np.float64)
     return float(inside / (across + 1e-6))
 
 
@@ -169,7 +172,7 @@ def noise(image: LoadedImage, params: NoiseParams, ctx: ToolContext) -> ToolResu
             "noise_sigma": round(median_sigma, 3),
             "noise_sigma_p10": round(float(np.percentile(sigma, 10)), 3),
             "noise_sigma_p90": round(float(np.percentile(sigma, 90)), 3),
-            "npr_block_ratio": round(npr_block_ratio(gray), 4),
+            "npr_block_ratio": round(npr_block_ratio(image.gray_profiles), 4),
             "regions": len(proposals),
         },
         artifacts=[level.name, npr.name],
