@@ -185,5 +185,11 @@ def block_reduce_mean(values: np.ndarray, block: int) -> np.ndarray:
     h, w = values.shape[0] // block * block, values.shape[1] // block * block
     if h == 0 or w == 0:
         return np.zeros((max(1, h // block), max(1, w // block)), dtype=np.float64)
+    if values.dtype.kind in "ub" and values.dtype.itemsize == 1:
+        # 8-bit values: exact integer sums, along rows first (contiguous), then down; the
+        # same means, faster than one float reduction over two strided axes.
+        rows = values[:h, :w].reshape(h, w // block, block).sum(axis=2, dtype=np.uint32)
+        sums = rows.reshape(h // block, block, w // block).sum(axis=1, dtype=np.uint64)
+        return sums / float(block * block)
     cells = values[:h, :w].reshape(h // block, block, w // block, block)
     return cells.mean(axis=(1, 3), dtype=np.float64)

@@ -99,7 +99,7 @@ def ela(image: LoadedImage, params: ElaParams, ctx: ToolContext) -> ToolResult:
     amplify = np.minimum(np.arange(256) * (255.0 / scale), 255).astype(np.uint8)
     art = ctx.artifact(
         "heatmap",
-        amplify[levels],
+        np.take(amplify, levels),
         kind="heatmap",
         description=f"Error levels after a quality-{params.quality} re-save, amplified "
         f"x{255 / scale:.1f}.",
