@@ -291,7 +291,7 @@ def _verdict_text(verdict: Verdict) -> str:
 
 
 def _jpeg(picture: Image.Image) -> bytes:
-    """The annotated image as JPEG: a tenth of a PNG's bytes for a photo, and only a view."""
+    """Encode the annotated image as JPEG: a tenth of a PNG's bytes for a photo; only a view."""
     buffer = io.BytesIO()
     picture.save(buffer, format="JPEG", quality=88)
     return buffer.getvalue()
