@@ -18,7 +18,7 @@ from sleuth.api import Investigator
 from sleuth.settings import Settings
 from tests.agent.conftest import composite_png
 from tests.agent.fake_server import serve, text
-from tests.agent.test_openai_faults import VERDICT
+from tests.agent.test_openai_faults import VERDICT, read_the_model
 
 pytestmark = pytest.mark.slow
 
@@ -67,7 +67,7 @@ def test_step_checkpoints_keep_the_survey_of_a_killed_run(tmp_path):
         )
         with Investigator(model) as session:
             verdict = session.resume(summary.case_id)
-    assert verdict.label == "ai_generated" and len(seen) == 1
+    assert read_the_model(verdict) and seen  # asked once, or twice when nudged to look again
     surveyed = [s.tool for s in verdict.steps if s.kind == "survey"]
     assert surveyed and len(surveyed) == len(set(surveyed))  # the kept survey was not rerun
 
