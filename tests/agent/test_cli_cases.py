@@ -25,6 +25,21 @@ def sleuth(args, env, check=True):
     return run
 
 
+def follow_up_list_and_show(verdict, env):
+    """Ask about the case in a new process, then find it in `cases list` and `cases show`."""
+    second = sleuth(
+        ["ask", verdict.case_id, "what did the noise tool show in box 1?", "--json"], env
+    )
+    answer = Answer.model_validate_json(second.stdout)
+    assert answer.evidence and {e.tool for e in answer.evidence} == {"noise"}
+    listed = json.loads(sleuth(["cases", "list", "--json"], env).stdout)
+    assert [row["case_id"] for row in listed] == [verdict.case_id] and listed[0]["questions"] == 1
+    case = Case.model_validate_json(
+        sleuth(["cases", "show", verdict.case_id, "--json"], env).stdout
+    )
+    assert case.verdict == verdict and case.answers == [answer]
+
+
 @pytest.fixture
 def env(tmp_path, monkeypatch):
     import os
@@ -43,17 +58,7 @@ def test_a_follow_up_in_a_new_process_resumes_the_case_from_sqlite(tmp_path, env
     first = sleuth(["analyze", str(image), "--json", "--report", str(report)], env)
     verdict = Verdict.model_validate_json(first.stdout)
     assert (tmp_path / "data" / "cases.sqlite").is_file()
-    second = sleuth(
-        ["ask", verdict.case_id, "what did the noise tool show in box 1?", "--json"], env
-    )
-    answer = Answer.model_validate_json(second.stdout)
-    assert answer.evidence and {e.tool for e in answer.evidence} == {"noise"}
-    listed = json.loads(sleuth(["cases", "list", "--json"], env).stdout)
-    assert [row["case_id"] for row in listed] == [verdict.case_id] and listed[0]["questions"] == 1
-    case = Case.model_validate_json(
-        sleuth(["cases", "show", verdict.case_id, "--json"], env).stdout
-    )
-    assert case.verdict == verdict and case.answers == [answer]
+    follow_up_list_and_show(verdict, env)
     assert report.read_text().lstrip().lower().startswith("<!doctype html")
 
 

@@ -6,16 +6,7 @@ import base64
 
 import pytest
 
-from sleuth.settings import Settings
-from tests.agent.conftest import composite_png
-
-
-@pytest.fixture
-def settings(tmp_path, monkeypatch) -> Settings:
-    """Settings with the case store in tmp_path and nothing read from the user's files."""
-    monkeypatch.setenv("SLEUTH_CONFIG", str(tmp_path / "none.toml"))
-    (tmp_path / "none.toml").write_text("")
-    return Settings.load(data_dir=tmp_path / "data")
+from tests.agent.conftest import composite_png, settings  # noqa: F401 (a fixture)
 
 
 @pytest.fixture
