@@ -13,6 +13,7 @@ import os
 import re
 import secrets
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +25,7 @@ from sleuth.tools import ImageLimits, LoadedImage, SleuthError, load_image
 
 CASE_ID = re.compile(r"^[0-9a-f]{16}-[0-9a-f]{8}$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
+SQLITE_WAIT = 30.0  # seconds a connection waits for another writer
 ARTIFACT_FILE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,127}\.png$")
 
 
@@ -134,9 +136,9 @@ def open_checkpointer(target: str | Path) -> Iterator[BaseCheckpointSaver]:
         return
     path = Path(text).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
-    connection = sqlite3.connect(path, check_same_thread=False, timeout=30.0)
+    connection = sqlite3.connect(path, check_same_thread=False, timeout=SQLITE_WAIT)
     try:
-        connection.execute("PRAGMA journal_mode=WAL")
+        _use_wal(connection)
         # WAL + NORMAL: no fsync per checkpoint; an application crash loses nothing, a power
         # cut at most the last steps (the case stays resumable from an earlier checkpoint).
         connection.execute("PRAGMA synchronous=NORMAL")
@@ -145,3 +147,23 @@ def open_checkpointer(target: str | Path) -> Iterator[BaseCheckpointSaver]:
         yield saver
     finally:
         connection.close()
+
+
+def _use_wal(connection: sqlite3.Connection) -> None:
+    """Put the database in WAL mode, waiting out other connections doing the same.
+
+    Switching the journal mode does not wait on SQLite's busy handler: two processes
+    opening a new store at once would otherwise see "database is locked" at once.
+    """
+    deadline = time.monotonic() + SQLITE_WAIT
+    while True:
+        mode = connection.execute("PRAGMA journal_mode").fetchone()[0]
+        if mode.lower() == "wal":
+            return
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise SleuthError(f"the case store could not be opened: {err}") from err
+            time.sleep(0.05)
