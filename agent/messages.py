@@ -10,10 +10,10 @@ reaches a prompt.
 from __future__ import annotations
 
 import base64
-import io
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
@@ -23,6 +23,7 @@ from sleuth import prompts
 from sleuth.agent.frames import BoxFrame
 from sleuth.agent.verdict import Evidence
 from sleuth.tools import Box
+from sleuth.tools.base import png_bytes
 
 IMAGE_PART = "sleuth_image"
 CASE_IMAGE = "image"
@@ -31,8 +32,9 @@ MAX_METRIC_CHARS = 200
 OMITTED_IMAGE = "(an earlier image is left out here: the model takes only a few per request)"
 QUOTED_BOX = re.compile(r"\((\d+), (\d+), (\d+), (\d+)\)")
 
-ImageResolver = Callable[[str], Image.Image]
-"""Returns the picture for a reference, already at the size the model should see."""
+ImageResolver = Callable[[str], str]
+"""Returns the data URL (see :func:`data_url`) of a reference's picture, already at the size
+the model should see."""
 
 
 def image_part(ref: str) -> dict[str, str]:
@@ -161,7 +163,7 @@ def to_openai(
     system : str
         The system prompt, placed first.
     resolve : callable
-        Turns an image reference into the picture to send.
+        Turns an image reference into the data URL of the picture to send.
     max_images : int, optional
         The server's limit of images per request: the case image and the most recent
         crops are kept, older crops become a short note.
@@ -223,7 +225,7 @@ def _content(
         elif part.get("type") == IMAGE_PART and id(part) not in keep:
             parts.append({"type": "text", "text": OMITTED_IMAGE})
         elif part.get("type") == IMAGE_PART:
-            url = data_url(resolve(part["ref"]))
+            url = resolve(part["ref"])
             parts.append({"type": "image_url", "image_url": {"url": url}})
         elif part.get("type") == "text":
             parts.append({"type": "text", "text": part["text"]})
@@ -236,8 +238,30 @@ def _flat_text(content: str | list[dict[str, Any]]) -> str:
     return "".join(p.get("text", "") for p in content)
 
 
+class DataUrlCache:
+    """The last few pictures' data URLs: a case's image is sent again on every turn.
+
+    Parameters
+    ----------
+    size : int
+        Entries kept (a 1-megapixel picture's URL is about 2 MB).
+    """
+
+    def __init__(self, size: int = 16) -> None:
+        self.size = size
+        self._urls: OrderedDict[Hashable, str] = OrderedDict()
+
+    def get(self, key: Hashable, picture: Callable[[], Image.Image]) -> str:
+        """Return the URL stored under ``key``, else encode ``picture()`` and store it."""
+        if key in self._urls:
+            self._urls.move_to_end(key)
+            return self._urls[key]
+        url = self._urls[key] = data_url(picture())
+        if len(self._urls) > self.size:
+            self._urls.popitem(last=False)
+        return url
+
+
 def data_url(picture: Image.Image) -> str:
     """Encode a picture as a PNG data URL (lossless, so no new compression traces)."""
-    buffer = io.BytesIO()
-    picture.save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return "data:image/png;base64," + base64.b64encode(png_bytes(picture)).decode("ascii")

@@ -71,6 +71,7 @@ class Investigation:
         self.limits = limits
         self.composer = OfflineBackend()
         self._images: dict[str, LoadedImage] = {}
+        self._urls = msg.DataUrlCache()
 
     # -- shared helpers ------------------------------------------------------------
 
@@ -94,13 +95,21 @@ class Investigation:
         image = self.image(state["image_id"])
         case_id = case_id_of(runtime, state)
 
-        def resolve(ref: str) -> Image.Image:
+        def resolve(ref: str) -> str:
             if ref == msg.CASE_IMAGE:
-                picture = Image.fromarray(image.full)
-            else:
-                with Image.open(self.files.artifact_path(case_id, ref)) as opened:
-                    picture = opened.convert("RGB")
-            return backend.picture(picture)
+                return self._urls.get(
+                    (id(backend), image.sha256),
+                    lambda: backend.picture(Image.fromarray(image.full)),
+                )
+            path = self.files.artifact_path(case_id, ref)
+            written = path.stat()  # a re-run may rewrite an artifact under the same name
+
+            def artifact() -> Image.Image:
+                with Image.open(path) as opened:
+                    return backend.picture(opened.convert("RGB"))
+
+            key = (id(backend), str(path), written.st_mtime_ns, written.st_size)
+            return self._urls.get(key, artifact)
 
         return Situation(
             view=view,

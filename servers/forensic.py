@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import inspect
-import io
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -24,7 +23,7 @@ from pydantic import Field, ValidationError
 from sleuth.servers.inputs import InputPolicy, read_source
 from sleuth.settings import Settings
 from sleuth.tools import Box, ToolRegistry, load_image
-from sleuth.tools.base import ToolResult, ToolSpec
+from sleuth.tools.base import ToolResult, ToolSpec, png_bytes
 from sleuth.tools.box import validation_message
 
 RESERVED = frozenset({"analyze_image", "ask_followup", "get_case"})
@@ -139,9 +138,7 @@ def _region(box: list[int] | None) -> Box | None:
 def _artifact_png(pixels: np.ndarray) -> bytes:
     picture = Image.fromarray(pixels)
     picture.thumbnail((ARTIFACT_SIDE, ARTIFACT_SIDE))
-    buffer = io.BytesIO()
-    picture.save(buffer, format="PNG")
-    return buffer.getvalue()
+    return png_bytes(picture)
 
 
 def png_content(data: bytes) -> ImageContent:

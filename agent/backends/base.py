@@ -74,7 +74,8 @@ class Situation:
     context : AgentContext
         Budgets and thresholds.
     resolve : callable
-        Image reference (``image`` or an artifact file name) to the picture to send.
+        Image reference (``image`` or an artifact file name) to the data URL of the picture
+        to send, at the model's input size.
     """
 
     view: CaseView
@@ -82,7 +83,7 @@ class Situation:
     frame: BoxFrame
     registry: ToolRegistry
     context: AgentContext
-    resolve: Callable[[str], Image.Image]
+    resolve: Callable[[str], str]
 
     @functools.cached_property
     def p_signals(self) -> float:

@@ -3,11 +3,18 @@
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from PIL import Image
 
-from sleuth.agent.messages import OMITTED_IMAGE, image_part, text_part, to_openai
+from sleuth.agent.messages import (
+    OMITTED_IMAGE,
+    DataUrlCache,
+    data_url,
+    image_part,
+    text_part,
+    to_openai,
+)
 
 
 def resolve(ref):
-    return Image.new("RGB", (4, 4), (len(ref), 0, 0))
+    return data_url(Image.new("RGB", (4, 4), (len(ref), 0, 0)))
 
 
 def case(crops):
@@ -54,3 +61,26 @@ def test_assistant_turns_with_only_tool_calls_have_null_content():
     assert assistant["content"] is None and assistant["tool_calls"][0]["function"]["name"] == "zoom"
     plain = to_openai([AIMessage(content="")], system="s", resolve=resolve)
     assert plain[1]["content"] == ""
+
+
+def test_data_url_cache_encodes_each_picture_once_and_keeps_the_latest():
+    cache = DataUrlCache(size=2)
+    made = []
+
+    def picture(shade):
+        def make():
+            made.append(shade)
+            return Image.new("RGB", (4, 4), (shade, 0, 0))
+
+        return make
+
+    first = cache.get("a", picture(1))
+    assert cache.get("a", picture(99)) == first  # not re-encoded
+    assert first.startswith("data:image/png;base64,")
+    cache.get("b", picture(2))
+    cache.get("a", picture(1))  # "a" becomes the most recent
+    cache.get("c", picture(3))  # evicts "b"
+    cache.get("a", picture(99))
+    assert made == [1, 2, 3]
+    cache.get("b", picture(4))  # evicted, so encoded again
+    assert made == [1, 2, 3, 4]

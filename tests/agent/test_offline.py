@@ -6,7 +6,7 @@ import pytest
 from langchain_core.messages import HumanMessage
 from PIL import Image
 
-from sleuth.agent.messages import to_openai
+from sleuth.agent.messages import data_url, to_openai
 from sleuth.agent.verdict import Verdict
 from sleuth.api import Investigator
 from sleuth.settings import Settings
@@ -82,7 +82,7 @@ def test_instructions_in_metadata_change_nothing_and_stay_wrapped(session, field
     rendered = to_openai(
         [m for m in state["messages"] if isinstance(m, HumanMessage)],
         system="system",
-        resolve=lambda ref: Image.new("RGB", (8, 8)),
+        resolve=lambda ref: data_url(Image.new("RGB", (8, 8))),
     )
     text = "".join(
         part["text"]

@@ -2,15 +2,17 @@
 
 import base64
 import re
+import threading
 
 import jsonschema
 import pytest
 from mcp import Client
+from pydantic import BaseModel, ConfigDict
 
 from sleuth.agent.verdict import Answer, Case, Verdict
 from sleuth.servers.inputs import InputPolicy
 from sleuth.servers.mcp import create_server
-from sleuth.tools import ToolRegistry, ToolResult
+from sleuth.tools import ToolRegistry, ToolResult, forensic_tool
 from tests.servers.mcp_client import error_text, png_of, run
 
 CASE_ID = re.compile(r"^[0-9a-f]{16}-[0-9a-f]{8}$")
@@ -168,23 +170,55 @@ def test_a_forensic_tool_returns_its_result_and_artifacts(server_for):
 
 
 @pytest.mark.slow
+class HoldParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def holding_tool(started, release):
+    """A forensic tool that keeps its worker until ``release`` is set."""
+
+    @forensic_tool(
+        name="hold",
+        params=HoldParams,
+        summary="Waits.",
+        caveat="None.",
+        score_meaning="None.",
+        survey=False,
+    )
+    def hold(image, params, ctx) -> ToolResult:
+        started.set()
+        release.wait(30)
+        return ToolResult()
+
+    return hold
+
+
 def test_calls_beyond_the_queue_are_told_the_server_is_busy(server_for, image_b64):
     import anyio
 
-    results = []
+    started, release = threading.Event(), threading.Event()
+    registry = ToolRegistry.discover()
+    registry.register(holding_tool(started, release))
+    results = {}
 
     async def body():
-        async with Client(server_for(running=1, waiting=0)) as client:
+        async with Client(server_for(registry=registry, running=1, waiting=0)) as client:
 
-            async def call():
-                results.append(await client.call_tool("analyze_image", {"image_base64": image_b64}))
+            async def hold():
+                results["hold"] = await client.call_tool("hold", {"image_base64": image_b64})
 
             async with anyio.create_task_group() as group:
-                group.start_soon(call)
-                await anyio.sleep(0.3)
-                group.start_soon(call)
+                group.start_soon(hold)
+                assert await anyio.to_thread.run_sync(started.wait, 30)
+                try:  # the one worker is held: no room to run or wait
+                    results["analysis"] = await client.call_tool(
+                        "analyze_image", {"image_base64": image_b64}
+                    )
+                finally:
+                    release.set()
+            # once free, the server takes work again
+            results["after"] = await client.call_tool("analyze_image", {"image_base64": image_b64})
 
     run(body)
-    busy = [r for r in results if r.is_error]
-    assert len(results) == 2 and len(busy) == 1
-    assert "busy" in error_text(busy[0])
+    assert results["analysis"].is_error and "busy" in error_text(results["analysis"])
+    assert not results["hold"].is_error and not results["after"].is_error
