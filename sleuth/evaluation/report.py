@@ -186,10 +186,12 @@ def write_report(
         "acc. decided",
         "TN FP FN TP",
     ]
+    scored = [(t, m, s) for t, ms in summary["methods"].items() for m, s in ms.items()]
+    scored += [(t, "fusion, grouped CV", s) for t, s in summary.get("cv", {}).items()]
     body = [
         [
-            t,
-            m,
+            track,
+            method,
             s["n"],
             s["accuracy"],
             s["balanced_accuracy"],
@@ -199,24 +201,8 @@ def write_report(
             s["accuracy_decided"],
             " ".join(map(str, s["confusion"])),
         ]
-        for t, ms in summary["methods"].items()
-        for m, s in ms.items()
+        for track, method, s in scored
     ]
-    for track, s in summary.get("cv", {}).items():
-        body.append(
-            [
-                track,
-                "fusion, grouped CV",
-                s["n"],
-                s["accuracy"],
-                s["balanced_accuracy"],
-                s["auroc"],
-                s["ece"],
-                s["abstain_rate"],
-                s["accuracy_decided"],
-                " ".join(map(str, s["confusion"])),
-            ]
-        )
     parts += ["<h2>Methods</h2>", _table(head, body)]
     parts.append(
         "<p>The analyst's figures use the shipped coefficients; when this set is the "
