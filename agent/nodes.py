@@ -242,7 +242,9 @@ class Investigation:
             args = dict(call.get("args") or {})
             start = time.perf_counter()
             try:
-                result, region = self._run_call(call["name"], args, image, frame, artifact_dir)
+                result, region = self._run_call(
+                    call["name"], args, image, frame, artifact_dir, label=f"s{index}"
+                )
             except (ToolInputError, UnknownToolError) as err:
                 replies.append(msg.tool_message(call_id, call["name"], error=str(err), frame=frame))
                 steps.append(
@@ -389,6 +391,8 @@ class Investigation:
         image: LoadedImage,
         frame: Any,
         artifact_dir: Any,
+        *,
+        label: str,
     ) -> tuple[ToolResult, Box | None]:
         spec = self.registry.get(name)
         params = dict(args)
@@ -397,7 +401,9 @@ class Investigation:
         if region is not None and not spec.regional:
             region = None
         params = {k: v for k, v in params.items() if v is not None}
-        result = self.registry.run(name, image, params, region=region, artifact_dir=artifact_dir)
+        result = self.registry.run(
+            name, image, params, region=region, artifact_dir=artifact_dir, label=label
+        )
         return result, region
 
 

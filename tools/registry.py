@@ -122,6 +122,7 @@ class ToolRegistry:
         *,
         region: Box | None = None,
         artifact_dir: Path | None = None,
+        label: str = "",
     ) -> ToolResult:
         """Run a tool on an image, or on a region of it.
 
@@ -137,6 +138,9 @@ class ToolRegistry:
             A box in original pixels; the tool then analyses only that crop.
         artifact_dir : Path, optional
             Where artifacts are written as PNG.
+        label : str
+            Extra part of the artifact names (for example the step), so that a later call
+            with other parameters never overwrites an earlier call's files.
 
         Returns
         -------
@@ -151,14 +155,14 @@ class ToolRegistry:
         spec = self.get(name)
         parsed = parse_params(spec, params)
         view = image
-        tag = ""
+        tag = label
         if region is not None:
             if not spec.regional:
                 raise ToolInputError(
                     f"tool {name!r} reads the whole file and takes no region; call it without one"
                 )
             view = image.crop(region)
-            tag = "r{}_{}_{}_{}".format(*region.as_tuple())
+            tag = "-".join(filter(None, [label, "r{}_{}_{}_{}".format(*region.as_tuple())]))
         ctx = ToolContext(tool=name, artifact_dir=artifact_dir, tag=tag)
         result = spec.run(view, parsed, ctx)
         return _checked(spec, view, result)

@@ -1,10 +1,14 @@
 """The openai backend against broken servers: clear errors or the fallback; no case lost."""
 
+import io
 import json
 import socket
 
+import numpy as np
 import pytest
+from PIL import Image
 
+from sleuth.agent.backends.local import decode_data_url
 from sleuth.agent.store import UnknownCaseError
 from sleuth.agent.verdict import label_for
 from sleuth.api import AnalysisInterrupted, Investigator
@@ -96,6 +100,39 @@ def test_malformed_and_out_of_range_calls_go_back_to_the_model(settings):
     assert "outside the image" in json.dumps(tool_replies)
     assert "could not be read" in json.dumps(seen[2]["messages"][-1])
     assert "no tool named 'no_such_tool'" in json.dumps(seen[3]["messages"])
+
+
+def test_a_second_zoom_on_the_same_box_keeps_the_first_crop(settings):
+    box = '{"box": [20, 20, 120, 120], "margin": %s}'
+    replies = [
+        lambda body: tool_call("zoom", box % "0.0"),
+        lambda body: tool_call("zoom", box % "0.5", call_id="call_2"),
+        lambda body: text(json.dumps(VERDICT)),
+    ]
+    with serve(replies) as (url, seen):
+        with Investigator(vlm(settings, url)) as session:
+            verdict = session.analyze(composite_png())
+            crops = [e.artifacts[0] for e in verdict.evidence if e.tool == "zoom"]
+            files = [session.files.artifact_path(verdict.case_id, name) for name in crops]
+            pictures = [path.read_bytes() for path in files]
+    assert len(crops) == len(set(crops)) == 2 and pictures[0] != pictures[1]
+    # the model saw each crop as it was made, and the first is still that one
+    sent = [p["image_url"]["url"] for m in seen[1]["messages"] for p in parts(m)]
+    shown = np.asarray(decode_data_url(sent[-1]), float)
+    size = (shown.shape[1], shown.shape[0])
+    kept, second = (
+        np.abs(np.asarray(Image.open(io.BytesIO(data)).resize(size), float) - shown).mean()
+        for data in pictures
+    )
+    assert kept < 1.0 < second
+
+
+def parts(message):
+    return (
+        [p for p in message["content"] or [] if isinstance(p, dict) and "image_url" in p]
+        if (isinstance(message["content"], list))
+        else []
+    )
 
 
 def test_invalid_verdict_json_falls_back_to_structured_output_then_errors(settings):
