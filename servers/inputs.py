@@ -15,6 +15,7 @@ import socket
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sleuth.tools import SleuthError
 
@@ -138,11 +139,31 @@ def check_public_url(url: str) -> urllib.parse.SplitResult:
         raise InputRefused(f"cannot resolve {parts.hostname!r}: {err}") from None
     for info in infos:
         address = ipaddress.ip_address(info[4][0].split("%")[0])
-        if not address.is_global or address.is_multicast:
+        if not _public(address):
             raise InputRefused(
                 f"{parts.hostname!r} resolves to {address}, a non-public address; refused"
             )
     return parts
+
+
+def _public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    return address.is_global and not address.is_multicast
+
+
+def _check_peer(response: Any, url: str) -> None:
+    """Refuse a response from a non-public address, whatever the name resolved to before.
+
+    The connection resolves the host name again after :func:`check_public_url`; a name that
+    answers with a public address first and a private one next (DNS rebinding) is caught
+    here, before any of the body is read.
+    """
+    stream = response.extensions.get("network_stream")
+    peer = stream.get_extra_info("server_addr") if stream is not None else None
+    if not peer:
+        raise InputRefused(f"cannot tell which address {url[:80]!r} connected to; refused")
+    address = ipaddress.ip_address(str(peer[0]).split("%")[0])
+    if not _public(address):
+        raise InputRefused(f"{url[:80]!r} connected to {address}, a non-public address; refused")
 
 
 def fetch_url(url: str, policy: InputPolicy) -> bytes:
@@ -151,8 +172,9 @@ def fetch_url(url: str, policy: InputPolicy) -> bytes:
     Raises
     ------
     InputRefused
-        When URLs are not enabled, for a refused target (see :func:`check_public_url`),
-        an HTTP error, a download over ``url_max_bytes`` or one slower than ``url_timeout``.
+        When URLs are not enabled, for a refused target (see :func:`check_public_url`;
+        the address actually connected to is checked again), an HTTP error, a download
+        over ``url_max_bytes`` or one slower than ``url_timeout``.
     """
     if not policy.allow_urls:
         raise InputRefused("this server does not fetch URLs (start it with --allow-urls)")
@@ -160,10 +182,14 @@ def fetch_url(url: str, policy: InputPolicy) -> bytes:
 
     limit = policy.url_max_bytes
     try:
-        with httpx.Client(timeout=policy.url_timeout, follow_redirects=False) as client:
+        # no proxies from the environment: the peer check needs the image host's own address
+        with httpx.Client(
+            timeout=policy.url_timeout, follow_redirects=False, trust_env=False
+        ) as client:
             for _ in range(MAX_REDIRECTS + 1):
                 check_public_url(url)
                 with client.stream("GET", url) as response:
+                    _check_peer(response, url)
                     if response.is_redirect:
                         url = str(response.url.join(response.headers.get("location", "")))
                         continue

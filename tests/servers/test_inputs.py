@@ -1,6 +1,9 @@
 """What the server agrees to read: allowed roots, capped base64, public http(s) URLs only."""
 
 import base64
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
@@ -84,3 +87,42 @@ def test_exactly_one_source():
         read_source(InputPolicy())
     with pytest.raises(InputRefused, match=r"exactly one .* \(got path, image_base64\)"):
         read_source(InputPolicy(), path="a.png", image_base64="AAAA")
+
+
+def test_a_name_that_resolves_again_to_a_private_address_is_refused(monkeypatch):
+    """DNS rebinding: public when checked, loopback when the download connects."""
+    served = HTTPServer(("127.0.0.1", 0), ImageHandler)
+    threading.Thread(target=served.serve_forever, daemon=True).start()
+    real = socket.getaddrinfo
+    answers = []
+
+    def rebinding(host, port, *args, **kwargs):
+        if host != "rebind.example":
+            return real(host, port, *args, **kwargs)
+        answers.append(host)
+        address = "93.184.215.14" if len(answers) == 1 else "127.0.0.1"
+        return real(address, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    url = f"http://rebind.example:{served.server_port}/a.png"
+    try:
+        with pytest.raises(InputRefused, match="connected to 127.0.0.1, a non-public address"):
+            fetch_url(url, InputPolicy(allow_urls=True))
+    finally:
+        served.shutdown()
+        served.server_close()
+    assert len(answers) == 2 and ImageHandler.served == 1  # checked, then connected
+
+
+class ImageHandler(BaseHTTPRequestHandler):
+    served = 0
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        type(self).served += 1
+        self.send_response(200)
+        self.send_header("Content-Length", "4")
+        self.end_headers()
+        self.wfile.write(b"\x89PNG")
+
+    def log_message(self, *args):
+        pass
