@@ -38,6 +38,8 @@ colour_saturation_p95  colour       95th percentile saturation
 colour_saturated       colour       share of pixels with saturation above 0.8
 colour_clipped_high    colour       share of clipped highlights
 colour_clipped_low     colour       share of clipped shadows
+colour_chroma_detail   colour       log ratio of chroma (Cb, Cr) to luma neighbour
+                                    differences at half resolution, central window
 =====================  ===========  ========================================================
 """
 
@@ -50,7 +52,7 @@ from typing import Protocol
 
 from sleuth.tools.base import MetricValue
 
-FEATURE_SET = "survey-v1"
+FEATURE_SET = "survey-v2"
 """Version of the feature definitions below; a coefficients file names the set it fits."""
 
 
@@ -89,6 +91,7 @@ METRIC_FEATURES = (
     MetricFeature("colour_saturated", "colour", "saturated_share"),
     MetricFeature("colour_clipped_high", "colour", "clipped_high"),
     MetricFeature("colour_clipped_low", "colour", "clipped_low"),
+    MetricFeature("colour_chroma_detail", "colour", "chroma_detail"),
 )
 PROVENANCE_FEATURES = ("provenance_ai", "provenance_real")
 FEATURE_NAMES = PROVENANCE_FEATURES + tuple(f.name for f in METRIC_FEATURES)

@@ -20,7 +20,7 @@ def train_fusion_command(
     out: Annotated[Path, typer.Option("--out", help="Coefficients file to write.")] = Path(
         "fusion-lr.json"
     ),
-    version: Annotated[str, typer.Option(help="Version recorded in verdicts.")] = "lr-v1",
+    version: Annotated[str, typer.Option(help="Version recorded in verdicts.")] = "lr-v2",
     tools: Annotated[
         str, typer.Option(help="Comma-separated tools whose features the model uses.")
     ] = DEFAULT_TOOLS,

@@ -1,4 +1,4 @@
-"""``colour``: saturation and clipping statistics of the analysed pixels."""
+"""``colour``: saturation, clipping and chroma-detail statistics of the analysed pixels."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from sleuth.tools.base import Finding, ToolContext, ToolResult, forensic_tool, too_small
+from sleuth.tools.builtin.colour.chroma import central_window, chroma_detail
 from sleuth.tools.image import LoadedImage
 
 
@@ -19,6 +20,13 @@ class ColourParams(BaseModel):
         ge=10_000,
         le=100_000_000,
         description="Cost bound: larger areas are read on a regular subsample.",
+    )
+    detail_side: int = Field(
+        1024,
+        ge=16,
+        le=8192,
+        description="Chroma detail is measured on the central window of this side "
+        "(contiguous pixels: a subsample would alias the detail).",
     )
 
 
@@ -61,9 +69,10 @@ def saturation_statistics(rgb: np.ndarray) -> dict[str, float]:
 @forensic_tool(
     name="colour",
     params=ColourParams,
-    summary="Colour statistics: saturation level and the share of clipped highlights and "
-    "shadows. Camera pipelines clip and saturate differently from generators, which tend "
-    "to avoid clipped pixels and favour vivid colour.",
+    summary="Colour statistics: saturation level, the share of clipped highlights and "
+    "shadows, and how much fine detail the chroma carries next to luma (chroma_detail). "
+    "Camera pipelines clip and saturate differently from generators, which tend to avoid "
+    "clipped pixels, favour vivid colour and leave more detail in colour.",
     caveat="Content decides much of it (a sunset, a studio shot); a weak signal that only "
     "counts through the trained fusion.",
     score_meaning="No score of its own: the metrics enter the trained fusion.",
@@ -77,10 +86,12 @@ def colour(image: LoadedImage, params: ColourParams, ctx: ToolContext) -> ToolRe
     rgb = image.rgb
     step = max(1, int(np.ceil(np.sqrt(rgb.shape[0] * rgb.shape[1] / params.max_pixels))))
     stats = saturation_statistics(rgb[::step, ::step])
+    stats["chroma_detail"] = chroma_detail(central_window(rgb, params.detail_side))
     summary = (
         f"Mean saturation {stats['saturation_mean']:.2f}; "
         f"{100 * stats['clipped_high']:.1f}% clipped highlights, "
-        f"{100 * stats['clipped_low']:.1f}% clipped shadows."
+        f"{100 * stats['clipped_low']:.1f}% clipped shadows; "
+        f"chroma detail {stats['chroma_detail']:+.2f} (log ratio to luma)."
     )
     finding = Finding(
         summary=summary,
