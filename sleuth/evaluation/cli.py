@@ -49,7 +49,10 @@ def train_fusion_command(
         console=console,
     )
     for track, figures in document["cv"].items():
-        console.print(f"grouped CV {track}: AUROC {figures['auroc']:.3f}  ECE {figures['ece']:.3f}")
+        console.print(
+            f"grouped CV {track}: AUROC {figures['auroc']:.3f}  ECE {figures['ece']:.3f} "
+            f"(floor {figures['ece_floor']:.3f})"
+        )
     console.print(f"wrote {out}")
 
 

@@ -64,6 +64,38 @@ def expected_calibration_error(y: Sequence[int], p: Sequence[float], *, bins: in
     return float(total)
 
 
+def ece_floor(p: Sequence[float], *, bins: int = 10, draws: int = 200, seed: int = 0) -> float:
+    """Return the ECE that perfectly calibrated probabilities ``p`` would still show.
+
+    Labels are drawn from ``p`` itself (each image is fake with probability ``p``) and
+    the ECE of ``p`` against them is computed ``draws`` times; the median is returned. On
+    a few hundred images this is a few hundredths: an ECE near it cannot be told from
+    sampling noise, one well above it is miscalibration.
+
+    Parameters
+    ----------
+    p : sequence of float
+        Probabilities in [0, 1].
+    bins : int
+        As in :func:`expected_calibration_error`.
+    draws : int
+        Simulated label sets.
+    seed : int
+        Seed of the label draws (the result is deterministic).
+
+    Returns
+    -------
+    float
+        NaN for an empty ``p``.
+    """
+    probs = np.asarray(p, dtype=float)
+    if probs.size == 0:
+        return float("nan")
+    rng = np.random.default_rng(seed)
+    drawn = rng.random((draws, probs.size)) < probs
+    return float(np.median([expected_calibration_error(y, probs, bins=bins) for y in drawn]))
+
+
 def reliability(
     y: Sequence[int], p: Sequence[float], *, bins: int = 10
 ) -> list[tuple[float, float, int]]:
@@ -91,6 +123,9 @@ class Scores:
     balanced_accuracy : float
         Mean of the per-class recalls at ``p > 0.5``.
     auroc, ece : float
+    ece_floor : float
+        The ECE perfectly calibrated probabilities would show on these images (see
+        :func:`ece_floor`).
     abstain_rate : float
         Share of images inside the abstain band.
     accuracy_decided : float
@@ -104,6 +139,7 @@ class Scores:
     balanced_accuracy: float
     auroc: float
     ece: float
+    ece_floor: float
     abstain_rate: float
     accuracy_decided: float
     confusion: tuple[int, int, int, int]
@@ -128,6 +164,7 @@ def score(
         balanced_accuracy=float(np.nanmean(recalls)) if labels.size else float("nan"),
         auroc=auroc(labels, probs),
         ece=expected_calibration_error(labels, probs),
+        ece_floor=ece_floor(probs),
         abstain_rate=float(1.0 - decided.mean()) if labels.size else float("nan"),
         accuracy_decided=float((pred[decided] == labels[decided]).mean())
         if decided.any()

@@ -139,12 +139,14 @@ def run_evaluation(
     for track, methods in summary["methods"].items():
         for method, s in methods.items():
             lines.append(
-                f"{track:9s} {method:18s} AUROC {_f(s['auroc'])}  ECE {_f(s['ece'])}  "
-                f"accuracy {_f(s['accuracy'])}  abstain {_f(s['abstain_rate'])}"
+                f"{track:9s} {method:18s} AUROC {_f(s['auroc'])}  ECE {_f(s['ece'])} "
+                f"(floor {_f(s['ece_floor'])})  accuracy {_f(s['accuracy'])}  "
+                f"abstain {_f(s['abstain_rate'])}"
             )
     for track, s in summary.get("cv", {}).items():
         lines.append(
-            f"{track:9s} {'grouped CV fusion':18s} AUROC {_f(s['auroc'])}  ECE {_f(s['ece'])}"
+            f"{track:9s} {'grouped CV fusion':18s} AUROC {_f(s['auroc'])}  ECE {_f(s['ece'])} "
+            f"(floor {_f(s['ece_floor'])})"
         )
     if loc is not None:
         lines.append(

@@ -219,6 +219,7 @@ def coefficients_document(
             track: {
                 "auroc": round(s.auroc, 4),
                 "ece": round(s.ece, 4),
+                "ece_floor": round(s.ece_floor, 4),
                 "accuracy": round(s.accuracy, 4),
                 "n": s.n,
             }

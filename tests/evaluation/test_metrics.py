@@ -4,7 +4,13 @@ import math
 
 import pytest
 
-from sleuth.evaluation.metrics import auroc, expected_calibration_error, reliability, score
+from sleuth.evaluation.metrics import (
+    auroc,
+    ece_floor,
+    expected_calibration_error,
+    reliability,
+    score,
+)
 
 
 def test_auroc_counts_ordered_pairs():
@@ -37,3 +43,15 @@ def test_score_reports_confusion_and_abstentions():
     assert s.confusion == (1, 1, 1, 1)  # 0.5 is not > 0.5: called real
     assert s.accuracy == 0.5 and s.balanced_accuracy == 0.5
     assert s.abstain_rate == 0.5 and s.accuracy_decided == 1.0
+
+
+def test_ece_floor_is_the_noise_of_calibrated_probabilities():
+    # certain probabilities draw their own labels: no gap at all
+    assert ece_floor([0.0, 1.0, 1.0, 0.0]) == 0.0
+    # one bin at 0.5: the gap is |share of fakes - 0.5|, whose median for n draws is
+    # about 0.674 * sqrt(0.25 / n): 0.034 for n = 100, 0.0034 for n = 10000
+    assert ece_floor([0.5] * 100) == pytest.approx(0.034, abs=0.012)
+    assert ece_floor([0.5] * 10_000) == pytest.approx(0.0034, abs=0.0015)
+    assert ece_floor([0.3, 0.6] * 50, seed=1) == ece_floor([0.3, 0.6] * 50, seed=1)
+    assert math.isnan(ece_floor([]))
+    assert score([0, 1], [0.0, 1.0]).ece_floor == 0.0
