@@ -20,7 +20,7 @@ def train_fusion_command(
     out: Annotated[Path, typer.Option("--out", help="Coefficients file to write.")] = Path(
         "fusion-lr.json"
     ),
-    version: Annotated[str, typer.Option(help="Version recorded in verdicts.")] = "lr-v2",
+    version: Annotated[str, typer.Option(help="Version recorded in verdicts.")] = "lr-v3",
     tools: Annotated[
         str, typer.Option(help="Comma-separated tools whose features the model uses.")
     ] = DEFAULT_TOOLS,
@@ -30,6 +30,12 @@ def train_fusion_command(
     cache: Annotated[Path, typer.Option(help="Feature cache folder.")] = Path(
         ".cache/evaluation/features"
     ),
+    calibration: Annotated[
+        str,
+        typer.Option(
+            help="auto (chosen by nested CV), identity, platt or platt-slope.",
+        ),
+    ] = "auto",
 ) -> None:
     """Fit the calibrated fusion with CV grouped by source_repo; write a coefficients file."""
     from rich.console import Console
@@ -47,6 +53,7 @@ def train_fusion_command(
         jobs=jobs,
         cache=cache,
         console=console,
+        calibration=calibration,
     )
     for track, figures in document["cv"].items():
         console.print(

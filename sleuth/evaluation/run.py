@@ -40,6 +40,7 @@ def train_from_source(
     jobs: int,
     cache: Path | None,
     console: Console,
+    calibration: str = "auto",
 ) -> dict[str, Any]:
     """Compute features, cross-validate, fit and write the coefficients file."""
     from sleuth.evaluation.features import collect_features
@@ -62,8 +63,9 @@ def train_from_source(
         if row.error:
             console.print(f"skipped {row.key} ({row.track}): {row.error}")
     data = TrainingData.from_rows(rows, features_of_tools(tools))
-    cv = scores_by_track(data, cross_validate(data, c=c, seed=seed))
-    fitted = fit_fusion(data, c=c, seed=seed)
+    cv = scores_by_track(data, cross_validate(data, c=c, seed=seed, calibration=calibration))
+    fitted = fit_fusion(data, c=c, seed=seed, calibration=calibration)
+    console.print(f"calibration: {fitted.calibration}")
     document = coefficients_document(
         fitted,
         version=version,

@@ -62,6 +62,11 @@ class TrainingData:
         )
 
 
+CALIBRATIONS = ("identity", "platt", "platt-slope")
+"""What may follow the logistic model: nothing, Platt scaling (slope and offset), or its
+slope alone (a temperature). ``auto`` picks one by nested cross-validation."""
+
+
 @dataclass(frozen=True)
 class FittedFusion:
     """A fitted model in the coefficients-file form, and its cross-validated figures."""
@@ -73,6 +78,7 @@ class FittedFusion:
     slope: float
     offset: float
     features: tuple[str, ...]
+    calibration: str = "platt"
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Return calibrated probabilities for a feature matrix (NaN -> the mean)."""
@@ -110,44 +116,125 @@ def _decision(x: np.ndarray, means, scales, coef, intercept) -> np.ndarray:
     return intercept + z @ coef
 
 
-def _platt(decision: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+def _balanced_weights(y: np.ndarray) -> np.ndarray:
+    counts = np.bincount(y, minlength=2).astype(float)
+    return len(y) / (2.0 * np.maximum(counts, 1.0))[y]
+
+
+def _calibrate(method: str, decision: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Return ``(slope, offset)`` of a calibration fitted on out-of-fold decisions.
+
+    Class-balanced like the model: the calibration must not learn the class mix of the
+    rows it is fitted on (folds grouped by source hold 29% to 67% fakes here, and a prior
+    learnt there moves every held-out score).
+    """
+    from scipy.optimize import minimize_scalar
     from sklearn.linear_model import LogisticRegression
 
-    # Platt scaling without shrinkage, class-balanced like the model: the calibration
-    # must not learn the class mix of the rows it is fitted on. Folds grouped by source
-    # hold from 29% to 67% fakes, and a prior learnt there moves every held-out score.
-    model = LogisticRegression(C=1e6, class_weight="balanced", max_iter=5000)
-    model.fit(decision.reshape(-1, 1), y)
-    return float(model.coef_[0, 0]), float(model.intercept_[0])
+    if method == "identity":
+        return 1.0, 0.0
+    if method == "platt":
+        model = LogisticRegression(C=1e6, class_weight="balanced", max_iter=5000)
+        model.fit(decision.reshape(-1, 1), y)
+        return float(model.coef_[0, 0]), float(model.intercept_[0])
+    if method == "platt-slope":
+        weights = _balanced_weights(y)
+        best = minimize_scalar(
+            lambda slope: _log_loss(y, _sigmoid(slope * decision), weights),
+            bounds=(0.01, 20.0),
+            method="bounded",
+        )
+        return float(best.x), 0.0
+    raise ValueError(f"unknown calibration {method!r}; use auto or one of {CALIBRATIONS}")
+
+
+def _sigmoid(t: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-t))
+
+
+def _log_loss(y: np.ndarray, p: np.ndarray, weights: np.ndarray) -> float:
+    p = np.clip(p, 1e-6, 1.0 - 1e-6)
+    losses = -(y * np.log(p) + (1 - y) * np.log(1.0 - p))
+    return float((weights * losses).sum() / weights.sum())
+
+
+def choose_calibration(decision: np.ndarray, y: np.ndarray, fold: np.ndarray) -> str:
+    """Pick the calibration whose cross-fitted probabilities have the lowest log-loss.
+
+    Each candidate is fitted on the out-of-fold decisions of the other folds and applied
+    to this fold's, so that Platt scaling is not judged on the rows it was fitted on; the
+    loss is class-balanced. Ties go to the simpler method (earlier in
+    :data:`CALIBRATIONS`).
+
+    Parameters
+    ----------
+    decision : ndarray
+        Out-of-fold decision values of the logistic model.
+    y : ndarray of int
+        Labels.
+    fold : ndarray of int
+        The fold each row was held out in.
+
+    Returns
+    -------
+    str
+        One of :data:`CALIBRATIONS`.
+    """
+    weights = _balanced_weights(y)
+    losses = {}
+    for method in CALIBRATIONS:
+        p = np.zeros(len(y))
+        for k in np.unique(fold):
+            slope, offset = _calibrate(method, decision[fold != k], y[fold != k])
+            p[fold == k] = _sigmoid(slope * decision[fold == k] + offset)
+        losses[method] = _log_loss(y, p, weights)
+    return min(CALIBRATIONS, key=lambda m: (round(losses[m], 9), CALIBRATIONS.index(m)))
 
 
 def fit_fusion(
-    data: TrainingData, *, c: float = DEFAULT_C, folds: int = FOLDS, seed: int = 0
+    data: TrainingData,
+    *,
+    c: float = DEFAULT_C,
+    folds: int = FOLDS,
+    seed: int = 0,
+    calibration: str = "auto",
 ) -> FittedFusion:
     """Fit the logistic model on all rows and calibrate it on out-of-fold decisions.
 
-    Platt scaling is fitted on decision values predicted for each fold by a model that
-    did not see that fold's groups, so the calibration is not fitted on training scores.
-    Both are class-balanced: the probabilities assume equal priors, whatever the mix of
-    the training rows.
+    The calibration is fitted on decision values predicted for each fold by a model that
+    did not see that fold's groups, so it is not fitted on training scores. With
+    ``calibration="auto"`` the method is chosen by :func:`choose_calibration` on those
+    decisions. Model and calibration are class-balanced: the probabilities assume equal
+    priors, whatever the mix of the training rows.
     """
     _require_sklearn()
     oof = np.zeros(len(data.y))
-    for train, test in _splits(data.y, data.groups, folds=folds, seed=seed):
+    fold = np.zeros(len(data.y), int)
+    for k, (train, test) in enumerate(_splits(data.y, data.groups, folds=folds, seed=seed)):
         params = _fit_linear(data.x[train], data.y[train], data.features, c=c, seed=seed)
         oof[test] = _decision(data.x[test], *params)
-    slope, offset = _platt(oof, data.y)
+        fold[test] = k
+    method = choose_calibration(oof, data.y, fold) if calibration == "auto" else calibration
+    slope, offset = _calibrate(method, oof, data.y)
     means, scales, coef, intercept = _fit_linear(data.x, data.y, data.features, c=c, seed=seed)
-    return FittedFusion(means, scales, coef, intercept, slope, offset, data.features)
+    return FittedFusion(
+        means, scales, coef, intercept, slope, offset, data.features, calibration=method
+    )
 
 
 def cross_validate(
-    data: TrainingData, *, c: float = DEFAULT_C, folds: int = FOLDS, seed: int = 0
+    data: TrainingData,
+    *,
+    c: float = DEFAULT_C,
+    folds: int = FOLDS,
+    seed: int = 0,
+    calibration: str = "auto",
 ) -> np.ndarray:
     """Return out-of-fold calibrated probabilities, folds grouped by ``source_repo``.
 
     Each outer fold is predicted by :func:`fit_fusion` run on the other folds alone
-    (model and calibration), so no figure derived from it has seen its groups.
+    (model, calibration and the choice of calibration), so no figure derived from it
+    has seen its groups.
     """
     _require_sklearn()
     p = np.zeros(len(data.y))
@@ -155,7 +242,8 @@ def cross_validate(
         inner = TrainingData(
             data.x[train], data.y[train], data.groups[train], data.tracks[train], data.features
         )
-        p[test] = fit_fusion(inner, c=c, folds=folds, seed=seed).predict(data.x[test])
+        fitted = fit_fusion(inner, c=c, folds=folds, seed=seed, calibration=calibration)
+        p[test] = fitted.predict(data.x[test])
     return p
 
 
@@ -192,16 +280,18 @@ def coefficients_document(
         "version": version,
         "description": "Logistic regression on the survey's feature vector (standardised; "
         "missing features take the mean), class-balanced, L2 with C as given, fitted on the "
-        "native and laundered copies of every image; Platt-calibrated (class-balanced) on "
-        "out-of-fold decisions. cv holds out-of-fold figures from cross-validation grouped by "
-        "source_repo (model and calibration refitted inside each fold).",
+        "native and laundered copies of every image. Calibration (identity, Platt, or Platt's "
+        "slope alone; class-balanced) fitted on out-of-fold decisions, the method chosen by "
+        "the lowest cross-fitted log-loss there. cv holds out-of-fold figures from "
+        "cross-validation grouped by source_repo (model, calibration and its choice redone "
+        "inside each fold).",
         "model": {
             "kind": "logistic",
             "feature_set": FEATURE_SET,
             "features": rows,
             "intercept": round(fitted.intercept, 6),
             "calibration": {
-                "method": "platt",
+                "method": fitted.calibration,
                 "slope": round(fitted.slope, 6),
                 "offset": round(fitted.offset, 6),
             },

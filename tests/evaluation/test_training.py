@@ -14,6 +14,7 @@ from sleuth.agent.verdict import Evidence  # noqa: E402
 from sleuth.evaluation.features import FeatureRow  # noqa: E402
 from sleuth.evaluation.training import (  # noqa: E402
     TrainingData,
+    choose_calibration,
     coefficients_document,
     cross_validate,
     fit_fusion,
@@ -102,6 +103,22 @@ def test_regional_evidence_is_not_a_feature():
 
 def test_the_shipped_file_is_a_fitted_model_over_known_features():
     weights = FusionWeights.load()
-    assert weights.model is not None and weights.version == "lr-v2"
+    assert weights.model is not None and weights.version == "lr-v3"
     assert set(weights.model.features) <= set(FEATURE_NAMES)
     assert FusionWeights.load("fusion-hand-v1.json").model is None  # the old file still loads
+
+
+def test_the_calibration_is_chosen_on_cross_fitted_decisions():
+    rng = np.random.default_rng(0)
+    decision = rng.normal(0.0, 3.0, 4000)
+    fold = np.arange(4000) % 5
+    calibrated = (rng.random(4000) < 1 / (1 + np.exp(-decision))).astype(int)
+    assert choose_calibration(decision, calibrated, fold) == "identity"
+    overconfident = (rng.random(4000) < 1 / (1 + np.exp(-decision / 3))).astype(int)
+    assert choose_calibration(decision, overconfident, fold) in {"platt", "platt-slope"}
+    data = TrainingData.from_rows(synthetic_rows(), FEATURES)
+    fitted = fit_fusion(data, calibration="platt-slope")
+    assert fitted.calibration == "platt-slope" and fitted.offset == 0.0 and fitted.slope > 0
+    assert fit_fusion(data, calibration="identity").slope == 1.0
+    with pytest.raises(ValueError, match="unknown calibration"):
+        fit_fusion(data, calibration="isotonic-ish")
