@@ -49,7 +49,7 @@ class NoParams(BaseModel):
 
 
 TOOL_SECONDS: list[float] = []
-ROUNDS = 3
+ROUNDS = 5
 """Times each served case runs through the loop and is replayed (the best of each counts)."""
 
 
