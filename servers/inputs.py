@@ -138,12 +138,16 @@ def check_public_url(url: str) -> urllib.parse.SplitResult:
     except (socket.gaierror, UnicodeError) as err:
         raise InputRefused(f"cannot resolve {parts.hostname!r}: {err}") from None
     for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%")[0])
+        address = _address(info[4][0])
         if not _public(address):
             raise InputRefused(
                 f"{parts.hostname!r} resolves to {address}, a non-public address; refused"
             )
     return parts
+
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    return ipaddress.ip_address(str(text).split("%")[0])  # without an IPv6 zone
 
 
 def _public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -161,7 +165,7 @@ def _check_peer(response: Any, url: str) -> None:
     peer = stream.get_extra_info("server_addr") if stream is not None else None
     if not peer:
         raise InputRefused(f"cannot tell which address {url[:80]!r} connected to; refused")
-    address = ipaddress.ip_address(str(peer[0]).split("%")[0])
+    address = _address(peer[0])
     if not _public(address):
         raise InputRefused(f"{url[:80]!r} connected to {address}, a non-public address; refused")
 

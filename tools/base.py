@@ -178,7 +178,7 @@ class ToolContext:
         if self.artifact_dir is not None:
             self.artifact_dir.mkdir(parents=True, exist_ok=True)
             path = self.artifact_dir / f"{full}.png"
-            Image.fromarray(data).save(path, format="PNG", compress_level=PNG_LEVEL)
+            path.write_bytes(png_bytes(Image.fromarray(data)))
             art.path = str(path)
         return art
 

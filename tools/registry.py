@@ -155,14 +155,15 @@ class ToolRegistry:
         spec = self.get(name)
         parsed = parse_params(spec, params)
         view = image
-        tag = label
+        region_tag = ""
         if region is not None:
             if not spec.regional:
                 raise ToolInputError(
                     f"tool {name!r} reads the whole file and takes no region; call it without one"
                 )
             view = image.crop(region)
-            tag = "-".join(filter(None, [label, "r{}_{}_{}_{}".format(*region.as_tuple())]))
+            region_tag = "r{}_{}_{}_{}".format(*region.as_tuple())
+        tag = "-".join(part for part in (label, region_tag) if part)
         ctx = ToolContext(tool=name, artifact_dir=artifact_dir, tag=tag)
         result = spec.run(view, parsed, ctx)
         return _checked(spec, view, result)

@@ -78,13 +78,12 @@ class FittedFusion:
     slope: float
     offset: float
     features: tuple[str, ...]
-    calibration: str = "platt"
+    calibration: str
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Return calibrated probabilities for a feature matrix (NaN -> the mean)."""
-        z = np.where(np.isnan(x), 0.0, (x - self.means) / self.scales)
-        decision = self.intercept + z @ self.coefficients
-        return 1.0 / (1.0 + np.exp(-(self.slope * decision + self.offset)))
+        decision = _decision(x, self.means, self.scales, self.coefficients, self.intercept)
+        return _sigmoid(self.slope * decision + self.offset)
 
 
 def _fit_linear(

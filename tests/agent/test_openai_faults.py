@@ -128,11 +128,8 @@ def test_a_second_zoom_on_the_same_box_keeps_the_first_crop(settings):
 
 
 def parts(message):
-    return (
-        [p for p in message["content"] or [] if isinstance(p, dict) and "image_url" in p]
-        if (isinstance(message["content"], list))
-        else []
-    )
+    content = message["content"]
+    return [p for p in content if "image_url" in p] if isinstance(content, list) else []
 
 
 def test_invalid_verdict_json_falls_back_to_structured_output_then_errors(settings):
