@@ -233,7 +233,11 @@ class Investigator:
             recorded = verdict["backend"]
             spec = f"{recorded['provider']}:{recorded['model']}"
             base_url = base_url or recorded.get("base_url")
-        return make_backend(spec, s.backend_options(base_url))
+        backend = make_backend(spec, s.backend_options(base_url))
+        close = getattr(backend, "close", None)
+        if close is not None:  # its HTTP connections end with this session, not at some GC
+            self._stack.callback(close)
+        return backend
 
     def _graph(self, backend: Backend) -> Any:
         s = self._settings

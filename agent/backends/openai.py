@@ -57,6 +57,10 @@ class OpenAIBackend(VisionBackend):
             max_retries=options.retries,
         )
 
+    def close(self) -> None:
+        """Close the HTTP client and its pooled connections to the model server."""
+        self.client.close()
+
     def reason(self, situation: Situation) -> AIMessage:
         """Ask the model for its next move: tool calls, a verdict, or an answer."""
         messages, tools = self.chat(situation)
