@@ -43,12 +43,49 @@ def text(content: str) -> dict[str, Any]:
     return {"role": "assistant", "content": content}
 
 
+class Connections:
+    """How many client connections the server holds open right now."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.open = 0
+
+    def change(self, by: int) -> None:
+        with self._lock:
+            self.open += by
+
+    def wait_until_closed(self, timeout: float = 5.0) -> int:
+        """Wait for every connection to close; return how many are still open."""
+        deadline = time.monotonic() + timeout
+        while self.open and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.open
+
+
 @contextmanager
-def serve(replies: list[Reply], *, delay: float = 0.0) -> Iterator[tuple[str, list[dict]]]:
-    """Serve ``replies`` in order (the last one repeats); yield (base_url, requests seen)."""
+def serve(
+    replies: list[Reply], *, delay: float = 0.0, connections: Connections | None = None
+) -> Iterator[tuple[str, list[dict]]]:
+    """Serve ``replies`` in order (the last one repeats); yield (base_url, requests seen).
+
+    With ``connections``, the server speaks HTTP/1.1 with keep-alive (as vLLM does), so a
+    connection stays open until the client closes it, and ``connections.open`` counts them.
+    """
     seen: list[dict[str, Any]] = []
 
     class Handler(BaseHTTPRequestHandler):
+        if connections is not None:
+            protocol_version = "HTTP/1.1"
+
+        def handle(self) -> None:
+            if connections is None:
+                return super().handle()
+            connections.change(+1)
+            try:
+                super().handle()
+            finally:
+                connections.change(-1)
+
         def do_POST(self) -> None:  # noqa: N802 (http.server's name)
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             seen.append(body)

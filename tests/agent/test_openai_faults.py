@@ -1,5 +1,6 @@
 """The openai backend against broken servers: clear errors or the fallback; no case lost."""
 
+import gc
 import io
 import json
 import socket
@@ -13,7 +14,7 @@ from sleuth.agent.store import UnknownCaseError
 from sleuth.agent.verdict import label_for
 from sleuth.api import AnalysisInterrupted, Investigator
 from tests.agent.conftest import composite_png
-from tests.agent.fake_server import serve, text, tool_call
+from tests.agent.fake_server import Connections, serve, text, tool_call
 
 VERDICT = {
     "label": "ai_generated",
@@ -167,3 +168,16 @@ def test_the_request_carries_the_image_tools_and_box_frame(settings):
 def test_ask_on_an_unknown_case_is_clear(settings):
     with Investigator(settings) as session, pytest.raises(UnknownCaseError):
         session.ask("0123456789abcdef-01234567", "hi")
+
+
+def test_a_session_closes_its_connections_to_the_model_server(settings):
+    connections = Connections()
+    gc.disable()  # a leaked client would otherwise close whenever the collector runs
+    try:
+        with serve([lambda body: text(json.dumps(VERDICT))], connections=connections) as (url, _):
+            with Investigator(vlm(settings, url)) as session:
+                session.analyze(composite_png())
+                assert connections.open == 1  # kept alive between the loop's requests
+            assert connections.wait_until_closed() == 0
+    finally:
+        gc.enable()
