@@ -23,6 +23,8 @@ jpeg_dq_score          jpeg         double-quantization score
 noise_sigma            noise        median noise level (wavelet MAD)
 noise_sigma_p90        noise        90th percentile of the noise-level map
 noise_npr              noise        NPR block ratio (inside / across 2x2 blocks)
+noise_npr_deviation    noise        ``log(|log NPR ratio| + 1e-4)``: the ratio's departure
+                                    from 1 either way (an upsampling trace)
 spectrum_prominence    spectrum     strongest periodic peak (log10)
 spectrum_period_8      spectrum     8-pixel lattice peak
 spectrum_period_2      spectrum     2-pixel lattice peak
@@ -52,7 +54,7 @@ from typing import Protocol
 
 from sleuth.tools.base import MetricValue
 
-FEATURE_SET = "survey-v2"
+FEATURE_SET = "survey-v3"
 """Version of the feature definitions below; a coefficients file names the set it fits."""
 
 
@@ -76,6 +78,7 @@ METRIC_FEATURES = (
     MetricFeature("noise_sigma", "noise", "noise_sigma"),
     MetricFeature("noise_sigma_p90", "noise", "noise_sigma_p90"),
     MetricFeature("noise_npr", "noise", "npr_block_ratio"),
+    MetricFeature("noise_npr_deviation", "noise", "npr_deviation_log"),
     MetricFeature("spectrum_prominence", "spectrum", "prominence"),
     MetricFeature("spectrum_period_8", "spectrum", "peak_period_8"),
     MetricFeature("spectrum_period_2", "spectrum", "peak_period_2"),

@@ -18,14 +18,22 @@ from sleuth.evaluation import analysis
 from sleuth.evaluation.sources import Sample, read_source
 
 
-def features_of_tools(tools: Sequence[str]) -> list[str]:
-    """Return the feature names supplied by the given tools, in vector order."""
-    wanted = set(tools)
-    names = [n for n in PROVENANCE_FEATURES if "provenance" in wanted]
-    names += [f.name for f in METRIC_FEATURES if f.tool in wanted]
-    unknown = wanted - {f.tool for f in METRIC_FEATURES} - {"provenance"}
-    if unknown or not names:
-        raise ValueError(f"no features for tool(s) {', '.join(sorted(unknown)) or tools}")
+def select_features(selection: Sequence[str]) -> list[str]:
+    """Return the features named by ``selection``, in vector order.
+
+    Each item is a tool (all of its features, ``provenance`` for the two flags) or one
+    feature name (see :mod:`sleuth.agent.features`).
+    """
+    names = set()
+    for item in selection:
+        found = [f.name for f in METRIC_FEATURES if item in (f.tool, f.name)]
+        found += list(PROVENANCE_FEATURES) if item == "provenance" else []
+        found += [item] if item in PROVENANCE_FEATURES else []
+        if not found:
+            raise ValueError(f"no tool or feature named {item!r}; see sleuth.agent.features")
+        names.update(found)
+    if not names:
+        raise ValueError("no features selected")
     return [n for n in FEATURE_NAMES if n in names]
 
 
@@ -34,7 +42,7 @@ def train_from_source(
     *,
     out: Path,
     version: str,
-    tools: Sequence[str],
+    features: Sequence[str],
     c: float,
     seed: int,
     jobs: int,
@@ -62,7 +70,7 @@ def train_from_source(
     for row in rows:
         if row.error:
             console.print(f"skipped {row.key} ({row.track}): {row.error}")
-    data = TrainingData.from_rows(rows, features_of_tools(tools))
+    data = TrainingData.from_rows(rows, select_features(features))
     cv = scores_by_track(data, cross_validate(data, c=c, seed=seed, calibration=calibration))
     fitted = fit_fusion(data, c=c, seed=seed, calibration=calibration)
     console.print(f"calibration: {fitted.calibration}")

@@ -38,7 +38,7 @@ def test_eval_writes_rows_and_a_report_and_survives_a_corrupt_image(tmp_path, mo
     errors = [r for r in rows if "error" in r]
     assert {r["file"] for r in errors} == {"real/src/broken.png"} and len(errors) == 2
     good = [r for r in rows if "error" not in r]
-    assert all(0 <= r["p_ai"] <= 1 and r["fusion"] == "lr-v3" for r in good)
+    assert all(0 <= r["p_ai"] <= 1 and r["fusion"] == "lr-v4" for r in good)
     assert all(set(r["features"]) >= {"provenance_ai", "colour_saturation"} for r in good)
     page = (out / "report.html").read_text()
     assert "metadata rule" in page and "spectral detector" in page and "Localisation" in page
@@ -48,3 +48,17 @@ def test_eval_writes_rows_and_a_report_and_survives_a_corrupt_image(tmp_path, mo
 def test_eval_rejects_a_bad_track(tmp_path):
     result = CliRunner().invoke(app, ["eval", str(tmp_path), "--track", "sideways"])
     assert result.exit_code != 0
+
+
+def test_train_fusion_selects_tools_and_single_features_and_refuses_unknown_ones(tmp_path):
+    from sleuth.evaluation.run import select_features
+
+    chosen = select_features(["noise_npr_deviation", "provenance", "dimensions"])
+    assert chosen[:2] == ["provenance_ai", "provenance_real"]
+    assert "noise_npr_deviation" in chosen and "noise_sigma" not in chosen
+    assert "size_square" in chosen and len(chosen) == 7
+    result = CliRunner().invoke(
+        app, ["train-fusion", str(tmp_path), "--features", "colour,noise_npr_deviaton"]
+    )
+    assert result.exit_code == 2
+    assert "noise_npr_deviaton" in result.output and not (tmp_path / "fusion-lr.json").exists()

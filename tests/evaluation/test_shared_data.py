@@ -49,7 +49,7 @@ def _document(weights):
     import json
     from importlib import resources
 
-    text = resources.files("sleuth.agent").joinpath("weights", "fusion-lr-v3.json").read_text()
+    text = resources.files("sleuth.agent").joinpath("weights", "fusion-lr-v4.json").read_text()
     doc = json.loads(text)
     assert doc["version"] == weights.version
     return doc["cv"], doc["training"]

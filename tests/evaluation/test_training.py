@@ -103,7 +103,7 @@ def test_regional_evidence_is_not_a_feature():
 
 def test_the_shipped_file_is_a_fitted_model_over_known_features():
     weights = FusionWeights.load()
-    assert weights.model is not None and weights.version == "lr-v3"
+    assert weights.model is not None and weights.version == "lr-v4"
     assert set(weights.model.features) <= set(FEATURE_NAMES)
     assert FusionWeights.load("fusion-hand-v1.json").model is None  # the old file still loads
 
