@@ -122,7 +122,8 @@ def npr_deviation_log(ratio: float) -> float:
     the ratio below 1 and a 2-pixel pattern can push it above, so the sign says little
     and the size of the departure says more. Its
     spread is multiplicative (``|log ratio|`` runs from 1e-4 to about 1), hence the
-    outer log. This is the form the fusion uses (``noise_npr_deviation``).
+    outer log. This is the form the fusion uses (``noise_npr_deviation``). An 8x8 JPEG
+    grid falls on 2x2 block edges, so an earlier JPEG compression moves it too.
 
     Parameters
     ----------
