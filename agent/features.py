@@ -24,7 +24,8 @@ noise_sigma            noise        median noise level (wavelet MAD)
 noise_sigma_p90        noise        90th percentile of the noise-level map
 noise_npr              noise        NPR block ratio (inside / across 2x2 blocks)
 noise_npr_deviation    noise        ``log(|log NPR ratio| + 1e-4)``: the ratio's departure
-                                    from 1 either way (an upsampling trace)
+                                    from 1 either way (a trace of upsampling, and of an
+                                    earlier JPEG's 8x8 grid)
 spectrum_prominence    spectrum     strongest periodic peak (log10)
 spectrum_period_8      spectrum     8-pixel lattice peak
 spectrum_period_2      spectrum     2-pixel lattice peak
