@@ -116,6 +116,7 @@ def against_vllm(base_url: str, repeat: int) -> None:
     from sleuth.agent.backends.openai import OpenAIBackend
     from tests.agent.scripted_chats import TOOLS, image
     from tests.engines.tiny_vlm import MAX_PIXELS
+    from tests.engines.vllm_server import IMAGES_PER_PROMPT
 
     class Recording(OpenAIBackend):
         requests: list[dict] = []
@@ -124,7 +125,12 @@ def against_vllm(base_url: str, repeat: int) -> None:
             self.requests.append(request)
             return super()._call(**request)
 
-    options = BackendOptions(base_url=base_url, family="qwen2.5-vl", max_pixels=MAX_PIXELS)
+    options = BackendOptions(
+        base_url=base_url,
+        family="qwen2.5-vl",
+        max_pixels=MAX_PIXELS,
+        max_images=IMAGES_PER_PROMPT,  # as the tests' server accepts
+    )
     backend = Recording("tiny-vlm", options)
     client = openai.OpenAI(base_url=base_url, api_key="EMPTY")
     context = AgentContext(max_steps=3, threshold=0.5)
