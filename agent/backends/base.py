@@ -101,7 +101,9 @@ class Backend(Protocol):
 
     ``reason`` returns an AI message: with tool calls (boxes in :meth:`frame`) to look
     closer, or without them to conclude (analysis) or answer (follow-up). ``conclude``
-    turns a concluding message into an :class:`Opinion`.
+    turns a concluding message into an :class:`Opinion`. A backend that holds resources
+    (an HTTP client's pooled connections) may also have ``close()``: the session that
+    made it calls it when the session ends.
     """
 
     identity: BackendIdentity

@@ -4,12 +4,11 @@ import numpy as np
 from PIL import Image
 
 from sleuth.tools.builtin.noise.residual import npr_block_ratio, npr_deviation_log
-from sleuth.tools.image import difference_profiles
 from tests.conftest import loaded, photo
 
 
 def ratio(rgb: np.ndarray) -> float:
-    return npr_block_ratio(tuple(difference_profiles(loaded(rgb).gray)))
+    return npr_block_ratio(loaded(rgb).gray_profiles)
 
 
 def upsampled(rgb: np.ndarray, resample: Image.Resampling) -> np.ndarray:

@@ -6,13 +6,10 @@ import math
 
 import numpy as np
 
+from sleuth.tools.proposal import block_reduce_mean
+
 EPSILON = 0.01
 """Added to both mean differences (8-bit levels): a flat plane gives a finite ratio."""
-
-
-def _half(plane: np.ndarray) -> np.ndarray:
-    h, w = plane.shape[0] // 2 * 2, plane.shape[1] // 2 * 2
-    return plane[:h, :w].reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
 
 
 def _detail(plane: np.ndarray) -> float:
@@ -72,5 +69,5 @@ def chroma_detail(rgb: np.ndarray) -> float:
     y = 0.299 * r + 0.587 * g + 0.114 * b
     cb = -0.1687 * r - 0.3313 * g + 0.5 * b
     cr = 0.5 * r - 0.4187 * g - 0.0813 * b
-    colour = _detail(_half(cb)) + _detail(_half(cr))
-    return math.log((colour + EPSILON) / (_detail(_half(y)) + EPSILON))
+    colour = _detail(block_reduce_mean(cb, 2)) + _detail(block_reduce_mean(cr, 2))
+    return math.log((colour + EPSILON) / (_detail(block_reduce_mean(y, 2)) + EPSILON))

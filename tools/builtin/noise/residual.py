@@ -120,10 +120,10 @@ def npr_deviation_log(ratio: float) -> float:
     ``log(|log ratio| + 1e-4)``. Camera photos sit near ratio 1 (median about -5 on the
     development set, generated images about -4); an upsampling layer or a resize pushes
     the ratio below 1 and a 2-pixel pattern can push it above, so the sign says little
-    and the size of the departure says more. Its
-    spread is multiplicative (``|log ratio|`` runs from 1e-4 to about 1), hence the
-    outer log. This is the form the fusion uses (``noise_npr_deviation``). An 8x8 JPEG
-    grid falls on 2x2 block edges, so an earlier JPEG compression moves it too.
+    and the size of the departure says more. Its spread is multiplicative (``|log
+    ratio|`` runs from 1e-4 to about 1), hence the outer log. This is the form the fusion
+    uses (``noise_npr_deviation``). An 8x8 JPEG grid falls on 2x2 block edges, so an
+    earlier JPEG compression moves it too.
 
     Parameters
     ----------
