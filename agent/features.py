@@ -44,6 +44,19 @@ colour_clipped_low     colour       share of clipped shadows
 colour_chroma_detail   colour       log ratio of chroma (Cb, Cr) to luma neighbour
                                     differences at half resolution, central window
 =====================  ===========  ========================================================
+
+Five more features repeat the colour tool's saturation and clipping statistics inside the
+*generator-size cell* (a square frame whose sides are multiples of 64) and are 0 outside
+it: ``colour_saturation_at_gen_size``, ``colour_saturation_p95_at_gen_size``,
+``colour_saturated_at_gen_size``, ``colour_clipped_high_at_gen_size`` and
+``colour_clipped_low_at_gen_size``. A linear model gives each statistic one weight
+everywhere; with these it also gets a weight where the size prior alone would say
+"generated" and the pixels have to decide between a generator's output and a photo cut
+to a generator's size. Saturation and clipping are the cue there because classifier-free
+guidance pushes diffusion outputs towards saturated, clipped colour (Saharia et al.,
+2022, introduced dynamic thresholding against it; McCloskey and Albright, 2018, used
+saturation statistics against GANs). Such a feature is NaN when its statistic or either
+size flag is missing, and its term is credited to the colour finding.
 """
 
 from __future__ import annotations
@@ -55,7 +68,7 @@ from typing import Protocol
 
 from sleuth.tools.base import MetricValue
 
-FEATURE_SET = "survey-v3"
+FEATURE_SET = "survey-v4"
 """Version of the feature definitions below; a coefficients file names the set it fits."""
 
 
@@ -97,8 +110,36 @@ METRIC_FEATURES = (
     MetricFeature("colour_clipped_low", "colour", "clipped_low"),
     MetricFeature("colour_chroma_detail", "colour", "chroma_detail"),
 )
+
+
+@dataclass(frozen=True)
+class GatedFeature:
+    """A feature equal to another inside the generator-size cell, and 0 outside it."""
+
+    name: str
+    base: str
+
+
+GATE_FEATURES = ("size_square", "size_multiple_64")
+"""Both 1: the frame has a generator's size (square, sides multiples of 64)."""
+GATED_FEATURES = tuple(
+    GatedFeature(f"{name}_at_gen_size", name)
+    for name in (
+        "colour_saturation",
+        "colour_saturation_p95",
+        "colour_saturated",
+        "colour_clipped_high",
+        "colour_clipped_low",
+    )
+)
+GATED_GROUP = "at_gen_size"
+"""What selects every gated feature at once (``sleuth train-fusion --features``)."""
 PROVENANCE_FEATURES = ("provenance_ai", "provenance_real")
-FEATURE_NAMES = PROVENANCE_FEATURES + tuple(f.name for f in METRIC_FEATURES)
+FEATURE_NAMES = (
+    PROVENANCE_FEATURES
+    + tuple(f.name for f in METRIC_FEATURES)
+    + tuple(f.name for f in GATED_FEATURES)
+)
 """Every feature, in the order of the vector."""
 
 
@@ -172,4 +213,13 @@ def extract_features(evidence: Iterable[EvidenceLike]) -> FeatureVector:
             number = _number(item.metrics[metric_of[name]])
             if not math.isnan(number):
                 values[name], sources[name] = number, index
+    _add_gated(values, sources)
     return FeatureVector(values=values, sources=sources)
+
+
+def _add_gated(values: dict[str, float], sources: dict[str, int]) -> None:
+    gate = math.prod(values[name] for name in GATE_FEATURES)  # NaN when either is missing
+    for feature in GATED_FEATURES:
+        values[feature.name] = values[feature.base] * gate
+        if feature.base in sources and not math.isnan(values[feature.name]):
+            sources[feature.name] = sources[feature.base]

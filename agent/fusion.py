@@ -23,7 +23,7 @@ from typing import Any
 from sleuth.agent.features import extract_features
 from sleuth.agent.verdict import Evidence
 
-DEFAULT_WEIGHTS = "fusion-lr-v4.json"
+DEFAULT_WEIGHTS = "fusion-lr-v5.json"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -11,9 +11,9 @@ from typing import Annotated
 
 import typer
 
-DEFAULT_FEATURES = "provenance,dimensions,colour,noise_npr_deviation"
-"""The shipped model's features: three tools' groups and one noise statistic (see
-docs/evaluation.md for how they were chosen)."""
+DEFAULT_FEATURES = "provenance,dimensions,colour,noise_npr_deviation,at_gen_size"
+"""The shipped model's features: three tools' groups, one noise statistic and the colour
+statistics at generator sizes (see docs/evaluation.md for how they were chosen)."""
 
 
 def train_fusion_command(
@@ -21,16 +21,25 @@ def train_fusion_command(
     out: Annotated[Path, typer.Option("--out", help="Coefficients file to write.")] = Path(
         "fusion-lr.json"
     ),
-    version: Annotated[str, typer.Option(help="Version recorded in verdicts.")] = "lr-v4",
+    version: Annotated[str, typer.Option(help="Version recorded in verdicts.")] = "lr-v5",
     features: Annotated[
         str,
         typer.Option(
             help="Comma-separated features the model uses: tool names (all their "
-            "features) or single feature names."
+            "features), single feature names, or at_gen_size (the colour statistics "
+            "gated by a generator's frame size)."
         ),
     ] = DEFAULT_FEATURES,
     c: Annotated[float, typer.Option("--c", help="Inverse L2 strength.")] = 0.1,
     seed: Annotated[int, typer.Option(help="Seed of the fold assignment.")] = 0,
+    repeats: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Repeat the CV over this many distinct fold assignments (--seed's first) "
+            "and record the spread.",
+        ),
+    ] = 5,
     jobs: Annotated[int, typer.Option("--jobs", min=1, help="Worker processes.")] = 1,
     cache: Annotated[Path, typer.Option(help="Feature cache folder.")] = Path(
         ".cache/evaluation/features"
@@ -64,11 +73,19 @@ def train_fusion_command(
         cache=cache,
         console=console,
         calibration=calibration,
+        repeats=repeats,
     )
     for track, figures in document["cv"].items():
         console.print(
             f"grouped CV {track}: AUROC {figures['auroc']:.3f}  ECE {figures['ece']:.3f} "
             f"(floor {figures['ece_floor']:.3f})"
+        )
+    for track, spread in document.get("cv_repeated", {}).items():
+        auroc, ece = spread["auroc"], spread["ece"]
+        console.print(
+            f"over {len(spread['seeds'])} fold assignments {track}: AUROC {auroc['mean']:.3f} "
+            f"({auroc['min']:.3f}-{auroc['max']:.3f})  ECE {ece['mean']:.3f} "
+            f"({ece['min']:.3f}-{ece['max']:.3f})"
         )
     console.print(f"wrote {out}")
 

@@ -16,6 +16,8 @@ from sleuth.evaluation.metrics import reliability, score
 BREAKDOWNS = ("generator", "format", "source_repo")
 METHODS = {"analyst": "p_ai", "metadata rule": "metadata_rule", "spectral detector": "spectral"}
 """Methods compared side by side: the result-row column holding each one's p_ai."""
+CV_REPEATS = 5
+"""Distinct fold assignments the report repeats the grouped CV over."""
 
 
 def summarise(rows: Sequence[dict[str, Any]], tracks: Sequence[str]) -> dict[str, Any]:
@@ -37,9 +39,9 @@ def summarise(rows: Sequence[dict[str, Any]], tracks: Sequence[str]) -> dict[str
             if "error" in r
         ],
     }
-    cv = grouped_cv(good)
+    cv, spread = grouped_cv(good)
     if cv:
-        summary["cv"] = cv
+        summary["cv"], summary["cv_repeated"] = cv, spread
     return summary
 
 
@@ -62,20 +64,36 @@ def _breakdown(rows: list[dict[str, Any]], column: str) -> list[dict[str, Any]]:
     return out
 
 
-def grouped_cv(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def grouped_cv(
+    rows: Sequence[dict[str, Any]], repeats: int = CV_REPEATS
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Cross-validate the shipped model's feature set on these rows, grouped by source.
 
-    Empty when scikit-learn is missing or there are fewer than two groups per class.
+    Returns
+    -------
+    cv : dict
+        Scores per track for the fold assignment of seed 0.
+    spread : dict
+        Mean and range of AUROC and ECE per track over ``repeats`` distinct fold
+        assignments (see :func:`sleuth.evaluation.training.spread_by_track`).
+
+    Both are empty when scikit-learn is missing or there are fewer than two groups per
+    class.
     """
     try:
         from sleuth.agent.fusion import FusionWeights
         from sleuth.evaluation.features import FeatureRow
-        from sleuth.evaluation.training import TrainingData, cross_validate, scores_by_track
+        from sleuth.evaluation.training import (
+            TrainingData,
+            repeated_cross_validate,
+            scores_by_track,
+            spread_by_track,
+        )
     except ImportError:
-        return {}
+        return {}, {}
     model = FusionWeights.load().model
     if model is None:
-        return {}
+        return {}, {}
     feature_rows = [
         FeatureRow(
             key=r["file"],
@@ -89,12 +107,29 @@ def grouped_cv(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     data = TrainingData.from_rows(feature_rows, model.features)
     for label in (0, 1):
         if len(set(data.groups[data.y == label])) < 2:
-            return {}
+            return {}, {}
     try:
-        p = cross_validate(data)
+        runs = repeated_cross_validate(data, repeats=repeats)
     except ImportError:
-        return {}
-    return {t: asdict(s) for t, s in scores_by_track(data, p).items()}
+        return {}, {}
+    cv = {t: asdict(s) for t, s in scores_by_track(data, runs[0][1]).items()}
+    return cv, spread_by_track(data, runs)
+
+
+def _spread_table(summary: dict[str, Any]) -> str:
+    head = ["track", "fold assignments (seeds)", "AUROC mean", "range", "ECE mean", "range"]
+    body = [
+        [
+            track,
+            ", ".join(map(str, s["seeds"])),
+            s["auroc"]["mean"],
+            f"{s['auroc']['min']:.3f}-{s['auroc']['max']:.3f}",
+            s["ece"]["mean"],
+            f"{s['ece']['min']:.3f}-{s['ece']['max']:.3f}",
+        ]
+        for track, s in summary["cv_repeated"].items()
+    ]
+    return _table(head, body)
 
 
 def _plots(out: Path, rows: list[dict[str, Any]], tracks: Sequence[str]) -> list[str]:
@@ -211,6 +246,8 @@ def write_report(
         "one they were fitted on, they are in-sample. The grouped-CV rows refit the "
         "fusion with folds grouped by source_repo: the honest estimate.</p>"
     )
+    if summary.get("cv_repeated"):
+        parts += ["<h3>Grouped CV over several fold assignments</h3>", _spread_table(summary)]
     parts += [f'<img src="{n}" alt="{n}">' for n in _plots(out, rows, tracks)]
     if localisation:
         parts += [

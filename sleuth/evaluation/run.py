@@ -13,7 +13,13 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress
 
-from sleuth.agent.features import FEATURE_NAMES, METRIC_FEATURES, PROVENANCE_FEATURES
+from sleuth.agent.features import (
+    FEATURE_NAMES,
+    GATED_FEATURES,
+    GATED_GROUP,
+    METRIC_FEATURES,
+    PROVENANCE_FEATURES,
+)
 from sleuth.evaluation import analysis
 from sleuth.evaluation.sources import Sample, read_source
 
@@ -21,14 +27,16 @@ from sleuth.evaluation.sources import Sample, read_source
 def select_features(selection: Sequence[str]) -> list[str]:
     """Return the features named by ``selection``, in vector order.
 
-    Each item is a tool (all of its features, ``provenance`` for the two flags) or one
-    feature name (see :mod:`sleuth.agent.features`).
+    Each item is a tool (all of its features, ``provenance`` for the two flags), one
+    feature name, or ``at_gen_size`` for every feature gated by the generator-size cell
+    (see :mod:`sleuth.agent.features`).
     """
     names = set()
     for item in selection:
         found = [f.name for f in METRIC_FEATURES if item in (f.tool, f.name)]
         found += list(PROVENANCE_FEATURES) if item == "provenance" else []
         found += [item] if item in PROVENANCE_FEATURES else []
+        found += [f.name for f in GATED_FEATURES if item in (GATED_GROUP, f.name)]
         if not found:
             raise ValueError(f"no tool or feature named {item!r}; see sleuth.agent.features")
         names.update(found)
@@ -49,15 +57,21 @@ def train_from_source(
     cache: Path | None,
     console: Console,
     calibration: str = "auto",
+    repeats: int = 1,
 ) -> dict[str, Any]:
-    """Compute features, cross-validate, fit and write the coefficients file."""
+    """Compute features, cross-validate, fit and write the coefficients file.
+
+    With ``repeats`` above 1 the CV is repeated over that many distinct fold
+    assignments (``seed``'s first) and their spread is written beside ``seed``'s figures.
+    """
     from sleuth.evaluation.features import collect_features
     from sleuth.evaluation.training import (
         TrainingData,
         coefficients_document,
-        cross_validate,
         fit_fusion,
+        repeated_cross_validate,
         scores_by_track,
+        spread_by_track,
         write_coefficients,
     )
 
@@ -71,7 +85,11 @@ def train_from_source(
         if row.error:
             console.print(f"skipped {row.key} ({row.track}): {row.error}")
     data = TrainingData.from_rows(rows, select_features(features))
-    cv = scores_by_track(data, cross_validate(data, c=c, seed=seed, calibration=calibration))
+    runs = repeated_cross_validate(
+        data, repeats=max(repeats, 1), c=c, seed=seed, calibration=calibration
+    )
+    cv = scores_by_track(data, runs[0][1])
+    spread = spread_by_track(data, runs) if repeats > 1 else None
     fitted = fit_fusion(data, c=c, seed=seed, calibration=calibration)
     console.print(f"calibration: {fitted.calibration}")
     document = coefficients_document(
@@ -82,6 +100,7 @@ def train_from_source(
         n_groups=len(set(data.groups)),
         c=c,
         seed=seed,
+        cv_repeated=spread,
     )
     write_coefficients(document, out)
     return document
@@ -157,6 +176,12 @@ def run_evaluation(
         lines.append(
             f"{track:9s} {'grouped CV fusion':18s} AUROC {_f(s['auroc'])}  ECE {_f(s['ece'])} "
             f"(floor {_f(s['ece_floor'])})"
+        )
+    for track, s in summary.get("cv_repeated", {}).items():
+        lines.append(
+            f"{track:9s} {'grouped CV fusion':18s} over {len(s['seeds'])} fold assignments: "
+            f"AUROC {_f(s['auroc']['mean'])} ({_f(s['auroc']['min'])}-{_f(s['auroc']['max'])})"
+            f"  ECE {_f(s['ece']['mean'])} ({_f(s['ece']['min'])}-{_f(s['ece']['max'])})"
         )
     if loc is not None:
         lines.append(

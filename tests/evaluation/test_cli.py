@@ -38,7 +38,7 @@ def test_eval_writes_rows_and_a_report_and_survives_a_corrupt_image(tmp_path, mo
     errors = [r for r in rows if "error" in r]
     assert {r["file"] for r in errors} == {"real/src/broken.png"} and len(errors) == 2
     good = [r for r in rows if "error" not in r]
-    assert all(0 <= r["p_ai"] <= 1 and r["fusion"] == "lr-v4" for r in good)
+    assert all(0 <= r["p_ai"] <= 1 and r["fusion"] == "lr-v5" for r in good)
     assert all(set(r["features"]) >= {"provenance_ai", "colour_saturation"} for r in good)
     page = (out / "report.html").read_text()
     assert "metadata rule" in page and "spectral detector" in page and "Localisation" in page

@@ -4,14 +4,16 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-from sleuth.agent.fusion import FusionWeights  # noqa: E402
+from sleuth.agent.fusion import DEFAULT_WEIGHTS, FusionWeights  # noqa: E402
 from sleuth.evaluation.features import collect_features  # noqa: E402
 from sleuth.evaluation.sources import read_source  # noqa: E402
 from sleuth.evaluation.training import (  # noqa: E402
     TrainingData,
     cross_validate,
     fit_fusion,
+    repeated_cross_validate,
     scores_by_track,
+    spread_by_track,
 )
 from tests.conftest import REPO  # noqa: E402
 
@@ -26,13 +28,21 @@ def shared_rows(shared_data):
 
 def test_shipped_coefficients_reproduce_their_cv_figures(shared_rows):
     shipped = FusionWeights.load()
-    doc_cv, training = _document(shipped)
+    doc_cv, doc_spread, training = _document(shipped)
     data = TrainingData.from_rows(shared_rows, shipped.model.features)
     assert len(set(data.groups)) == training["groups"]
     cv = scores_by_track(data, cross_validate(data, c=training["C"], seed=training["seed"]))
     for track in ("native", "laundered"):
         assert cv[track].auroc == pytest.approx(doc_cv[track]["auroc"], abs=0.01), track
         assert cv[track].ece == pytest.approx(doc_cv[track]["ece"], abs=0.01), track
+    spread = spread_by_track(
+        data, repeated_cross_validate(data, repeats=len(doc_spread["native"]["seeds"]))
+    )
+    for track in ("native", "laundered"):
+        assert spread[track]["seeds"] == doc_spread[track]["seeds"]
+        for metric in ("auroc", "ece"):
+            got, want = spread[track][metric], doc_spread[track][metric]
+            assert got["mean"] == pytest.approx(want["mean"], abs=0.01), (track, metric)
     refit = fit_fusion(data, c=training["C"], seed=training["seed"])
     assert refit.coefficients == pytest.approx(list(shipped.model.coefficients), abs=1e-3)
 
@@ -49,7 +59,7 @@ def _document(weights):
     import json
     from importlib import resources
 
-    text = resources.files("sleuth.agent").joinpath("weights", "fusion-lr-v4.json").read_text()
+    text = resources.files("sleuth.agent").joinpath("weights", DEFAULT_WEIGHTS).read_text()
     doc = json.loads(text)
     assert doc["version"] == weights.version
-    return doc["cv"], doc["training"]
+    return doc["cv"], doc["cv_repeated"], doc["training"]

@@ -11,6 +11,7 @@ pytest.importorskip("sklearn")
 from sleuth.agent.features import FEATURE_NAMES  # noqa: E402
 from sleuth.agent.fusion import FusionWeights, contributions, fuse  # noqa: E402
 from sleuth.agent.verdict import Evidence  # noqa: E402
+from sleuth.evaluation import training  # noqa: E402
 from sleuth.evaluation.features import FeatureRow  # noqa: E402
 from sleuth.evaluation.training import (  # noqa: E402
     TrainingData,
@@ -18,7 +19,9 @@ from sleuth.evaluation.training import (  # noqa: E402
     coefficients_document,
     cross_validate,
     fit_fusion,
+    repeated_cross_validate,
     scores_by_track,
+    spread_by_track,
 )
 
 FEATURES = ("provenance_ai", "size_square", "colour_saturation", "noise_sigma")
@@ -63,6 +66,28 @@ def test_the_fit_finds_the_informative_features():
     assert cv["native"].auroc > 0.7
 
 
+def test_repeated_cv_uses_distinct_fold_assignments_and_reports_their_spread():
+    data = TrainingData.from_rows(synthetic_rows(), FEATURES)
+    runs = repeated_cross_validate(data, repeats=4, seed=2)
+    assert [seed for seed, _ in runs][0] == 2 and len(runs) == 4
+    assert np.array_equal(runs[0][1], cross_validate(data, seed=2))
+    partitions = set()
+    for seed, _ in runs:
+        members = {}
+        for k, (_, test) in enumerate(training._splits(data.y, data.groups, folds=5, seed=seed)):
+            members[k] = frozenset(data.groups[test])
+        partitions.add(frozenset(members.values()))
+    assert len(partitions) == 4  # no split counted twice
+    spread = spread_by_track(data, runs)
+    eces = [scores_by_track(data, p)["native"].ece for _, p in runs]
+    native = spread["native"]
+    assert native["seeds"] == [seed for seed, _ in runs]
+    assert native["ece"]["mean"] == pytest.approx(np.mean(eces), abs=1e-4)
+    assert native["ece"]["min"] == pytest.approx(min(eces), abs=1e-4)
+    assert native["ece"]["max"] == pytest.approx(max(eces), abs=1e-4)
+    assert max(eces) > min(eces)  # the splits differ
+
+
 def test_the_coefficients_file_reproduces_the_fitted_probabilities():
     data = TrainingData.from_rows(synthetic_rows(), FEATURES)
     fitted = fit_fusion(data)
@@ -103,7 +128,7 @@ def test_regional_evidence_is_not_a_feature():
 
 def test_the_shipped_file_is_a_fitted_model_over_known_features():
     weights = FusionWeights.load()
-    assert weights.model is not None and weights.version == "lr-v4"
+    assert weights.model is not None and weights.version == "lr-v5"
     assert set(weights.model.features) <= set(FEATURE_NAMES)
     assert FusionWeights.load("fusion-hand-v1.json").model is None  # the old file still loads
 
