@@ -54,7 +54,7 @@ def train_fusion_command(
     """Fit the calibrated fusion with CV grouped by source_repo; write a coefficients file."""
     from rich.console import Console
 
-    from sleuth.evaluation.run import select_features, train_from_source
+    from sleuth.evaluation.run import select_features, spread_text, train_from_source
 
     selection = [t.strip() for t in features.split(",") if t.strip()]
     try:
@@ -81,12 +81,7 @@ def train_fusion_command(
             f"(floor {figures['ece_floor']:.3f})"
         )
     for track, spread in document.get("cv_repeated", {}).items():
-        auroc, ece = spread["auroc"], spread["ece"]
-        console.print(
-            f"over {len(spread['seeds'])} fold assignments {track}: AUROC {auroc['mean']:.3f} "
-            f"({auroc['min']:.3f}-{auroc['max']:.3f})  ECE {ece['mean']:.3f} "
-            f"({ece['min']:.3f}-{ece['max']:.3f})"
-        )
+        console.print(f"grouped CV {track} {spread_text(spread)}")
     console.print(f"wrote {out}")
 
 

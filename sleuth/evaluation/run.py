@@ -178,17 +178,23 @@ def run_evaluation(
             f"(floor {_f(s['ece_floor'])})"
         )
     for track, s in summary.get("cv_repeated", {}).items():
-        lines.append(
-            f"{track:9s} {'grouped CV fusion':18s} over {len(s['seeds'])} fold assignments: "
-            f"AUROC {_f(s['auroc']['mean'])} ({_f(s['auroc']['min'])}-{_f(s['auroc']['max'])})"
-            f"  ECE {_f(s['ece']['mean'])} ({_f(s['ece']['min'])}-{_f(s['ece']['max'])})"
-        )
+        lines.append(f"{track:9s} {'grouped CV fusion':18s} {spread_text(s)}")
     if loc is not None:
         lines.append(
             f"localisation: {loc['n']} composites, mean best IoU {_f(loc['mean_iou'])}, "
             f"hit rate (IoU >= 0.5) {_f(loc['hit_rate'])}"
         )
     return lines
+
+
+def spread_text(spread: dict[str, Any]) -> str:
+    """One line for a track's repeated-CV spread (see ``spread_by_track``)."""
+    auroc, ece = spread["auroc"], spread["ece"]
+    return (
+        f"over {len(spread['seeds'])} fold assignments: "
+        f"AUROC {_f(auroc['mean'])} ({_f(auroc['min'])}-{_f(auroc['max'])})  "
+        f"ECE {_f(ece['mean'])} ({_f(ece['min'])}-{_f(ece['max'])})"
+    )
 
 
 def _f(value: float) -> str:

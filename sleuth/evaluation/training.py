@@ -269,28 +269,18 @@ def repeated_cross_validate(
         ``repeats`` when 20 seeds per repeat give no more distinct splits.
     """
     runs: list[tuple[int, np.ndarray]] = []
-    seen: set[tuple[int, ...]] = set()
+    seen: set[frozenset[tuple[int, ...]]] = set()
     for candidate in range(seed, seed + 20 * max(repeats, 1)):
         if len(runs) == repeats:
             break
-        fold = np.zeros(len(data.y), int)
-        for k, (_, test) in enumerate(_splits(data.y, data.groups, folds=folds, seed=candidate)):
-            fold[test] = k
-        signature = tuple(_canonical(fold))  # the same partition, numbered otherwise, is equal
-        if signature in seen:
+        splits = _splits(data.y, data.groups, folds=folds, seed=candidate)
+        partition = frozenset(tuple(test) for _, test in splits)  # in whatever fold order
+        if partition in seen:
             continue
-        seen.add(signature)
+        seen.add(partition)
         p = cross_validate(data, c=c, folds=folds, seed=candidate, calibration=calibration)
         runs.append((candidate, p))
     return runs
-
-
-def _canonical(fold: np.ndarray) -> np.ndarray:
-    """Renumber folds in order of first appearance, so equal partitions compare equal."""
-    order = {}
-    for k in fold:
-        order.setdefault(int(k), len(order))
-    return np.array([order[int(k)] for k in fold])
 
 
 def spread_by_track(data: TrainingData, runs: Sequence[tuple[int, np.ndarray]]) -> dict[str, Any]:
