@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sleuth.tools.errors import SleuthError
+from sleuth.tools.variants import STABILITY_VARIANTS
 
 
 class AgentConfigError(SleuthError, ValueError):
@@ -27,6 +28,10 @@ class AgentContext:
         labelled ``uncertain``.
     candidates : int
         Most candidate regions the survey proposes for a closer look.
+    stability_variants : int
+        Web-style copies of the image (downscaled, re-encoded, cropped: the first this
+        many) on which the survey's pixel tools run again; when the label moves on one,
+        the verdict is ``uncertain``. 0 switches the check off.
     """
 
     max_steps: int = 6
@@ -34,6 +39,7 @@ class AgentContext:
     abstain_low: float = 0.35
     abstain_high: float = 0.65
     candidates: int = 3
+    stability_variants: int = 2
 
     def __post_init__(self) -> None:
         checks = {
@@ -42,6 +48,7 @@ class AgentContext:
             "abstain_low": 0.0 <= self.abstain_low <= 0.5,
             "abstain_high": 0.5 <= self.abstain_high <= 1.0,
             "candidates": 0 <= self.candidates <= 20,
+            "stability_variants": 0 <= self.stability_variants <= STABILITY_VARIANTS,
         }
         ranges = {
             "max_steps": "1..50",
@@ -49,6 +56,7 @@ class AgentContext:
             "abstain_low": "0..0.5",
             "abstain_high": "0.5..1",
             "candidates": "0..20",
+            "stability_variants": f"0..{STABILITY_VARIANTS}",
         }
         for name, ok in checks.items():
             if not ok:

@@ -13,10 +13,19 @@ feature                tool         what it is
 provenance_ai          provenance   1 when a finding declares an AI origin (C2PA/IPTC source
                                     type, generator metadata, watermark), else 0
 provenance_real        provenance   1 when a finding declares a camera/capture origin
+provenance_signed_     provenance   1 when a C2PA manifest whose signature validates
+capture                             declares a capture (camera or secure-capture app)
+provenance_unsigned_   provenance   1 when a capture origin is declared only by forgeable
+capture                             means (camera EXIF, XMP, a C2PA manifest that does not
+                                    validate) and no signed capture is present
 size_megapixels_log    dimensions   log of megapixels
 size_square            dimensions   1 for a square frame
 size_multiple_64       dimensions   1 when both sides are multiples of 64
 size_aspect_log        dimensions   ``|log(width / height)|``
+size_lossless          dimensions   1 when the file stores its pixels losslessly
+size_generator_        dimensions   1 when both sides are multiples of 64 and the file
+lossless                            stores its pixels losslessly (PNG, lossless WebP, ...):
+                                    a generator's frame that no lossy re-encode touched
 jpeg_grid_strength     jpeg         share of ZERO votes for the winning 8x8 grid
 jpeg_grid_votes        jpeg         ZERO votes cast (textured positions)
 jpeg_dq_score          jpeg         double-quantization score
@@ -45,18 +54,10 @@ colour_chroma_detail   colour       log ratio of chroma (Cb, Cr) to luma neighbo
                                     differences at half resolution, central window
 =====================  ===========  ========================================================
 
-Five more features repeat the colour tool's saturation and clipping statistics inside the
-*generator-size cell* (a square frame whose sides are multiples of 64) and are 0 outside
-it: ``colour_saturation_at_gen_size``, ``colour_saturation_p95_at_gen_size``,
-``colour_saturated_at_gen_size``, ``colour_clipped_high_at_gen_size`` and
-``colour_clipped_low_at_gen_size``. A linear model gives each statistic one weight
-everywhere; with these it also gets a weight where the size prior alone would say
-"generated" and the pixels have to decide between a generator's output and a photo cut
-to a generator's size. Saturation and clipping are the cue there because classifier-free
-guidance pushes diffusion outputs towards saturated, clipped colour (Saharia et al.,
-2022, introduced dynamic thresholding against it; McCloskey and Albright, 2018, used
-saturation statistics against GANs). Such a feature is NaN when its statistic or either
-size flag is missing, and its term is credited to the colour finding.
+Provenance counts in the fusion through fixed rules (:class:`sleuth.agent.fusion.
+ProvenanceRules`), not fitted weights, and size only through ``size_generator_lossless``,
+which can only raise ``p_ai``: resizing is what the web does to every image, so no size is
+evidence of a real capture. The other size figures stay in the vector for reports.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ from typing import Protocol
 
 from sleuth.tools.base import MetricValue
 
-FEATURE_SET = "survey-v4"
+FEATURE_SET = "survey-v5"
 """Version of the feature definitions below; a coefficients file names the set it fits."""
 
 
@@ -86,6 +87,7 @@ METRIC_FEATURES = (
     MetricFeature("size_square", "dimensions", "square"),
     MetricFeature("size_multiple_64", "dimensions", "sides_multiple"),
     MetricFeature("size_aspect_log", "dimensions", "aspect_log"),
+    MetricFeature("size_lossless", "dimensions", "lossless"),
     MetricFeature("jpeg_grid_strength", "jpeg", "grid_strength"),
     MetricFeature("jpeg_grid_votes", "jpeg", "grid_votes"),
     MetricFeature("jpeg_dq_score", "jpeg", "dq_score"),
@@ -112,34 +114,16 @@ METRIC_FEATURES = (
 )
 
 
-@dataclass(frozen=True)
-class GatedFeature:
-    """A feature equal to another inside the generator-size cell, and 0 outside it."""
-
-    name: str
-    base: str
-
-
-GATE_FEATURES = ("size_square", "size_multiple_64")
-"""Both 1: the frame has a generator's size (square, sides multiples of 64)."""
-GATED_FEATURES = tuple(
-    GatedFeature(f"{name}_at_gen_size", name)
-    for name in (
-        "colour_saturation",
-        "colour_saturation_p95",
-        "colour_saturated",
-        "colour_clipped_high",
-        "colour_clipped_low",
-    )
+PROVENANCE_FEATURES = (
+    "provenance_ai",
+    "provenance_real",
+    "provenance_signed_capture",
+    "provenance_unsigned_capture",
 )
-GATED_GROUP = "at_gen_size"
-"""What selects every gated feature at once (``sleuth train-fusion --features``)."""
-PROVENANCE_FEATURES = ("provenance_ai", "provenance_real")
-FEATURE_NAMES = (
-    PROVENANCE_FEATURES
-    + tuple(f.name for f in METRIC_FEATURES)
-    + tuple(f.name for f in GATED_FEATURES)
-)
+SIGNED_STATES = frozenset({"Valid", "Trusted"})
+"""C2PA validation states whose signature checks out."""
+DERIVED_FEATURES = ("size_generator_lossless",)
+FEATURE_NAMES = PROVENANCE_FEATURES + tuple(f.name for f in METRIC_FEATURES) + DERIVED_FEATURES
 """Every feature, in the order of the vector."""
 
 
@@ -201,10 +185,10 @@ def extract_features(evidence: Iterable[EvidenceLike]) -> FeatureVector:
         if getattr(item, "region", None) is not None:
             continue
         if item.tool == "provenance":
-            for flag, direction in (("provenance_ai", "ai"), ("provenance_real", "real")):
+            for flag in PROVENANCE_FEATURES:
                 if flag not in sources:  # the first provenance item stands for "none declared"
                     values[flag], sources[flag] = 0.0, index
-                if item.direction == direction and values[flag] == 0.0:
+                if _declares(item, flag) and values[flag] == 0.0:
                     values[flag], sources[flag] = 1.0, index
             continue
         for name in by_tool.get(item.tool, ()):
@@ -213,13 +197,23 @@ def extract_features(evidence: Iterable[EvidenceLike]) -> FeatureVector:
             number = _number(item.metrics[metric_of[name]])
             if not math.isnan(number):
                 values[name], sources[name] = number, index
-    _add_gated(values, sources)
+    if values["provenance_signed_capture"] == 1.0:
+        values["provenance_unsigned_capture"] = 0.0
+    values["size_generator_lossless"] = values["size_multiple_64"] * values["size_lossless"]
+    if "size_multiple_64" in sources and not math.isnan(values["size_generator_lossless"]):
+        sources["size_generator_lossless"] = sources["size_multiple_64"]
     return FeatureVector(values=values, sources=sources)
 
 
-def _add_gated(values: dict[str, float], sources: dict[str, int]) -> None:
-    gate = math.prod(values[name] for name in GATE_FEATURES)  # NaN when either is missing
-    for feature in GATED_FEATURES:
-        values[feature.name] = values[feature.base] * gate
-        if feature.base in sources and not math.isnan(values[feature.name]):
-            sources[feature.name] = sources[feature.base]
+def _declares(item: EvidenceLike, flag: str) -> bool:
+    """Tell whether a provenance item sets one provenance flag."""
+    if flag == "provenance_ai":
+        return item.direction == "ai"
+    if item.direction != "real":
+        return False
+    signed = item.metrics.get("c2pa_validation_state") in SIGNED_STATES
+    if flag == "provenance_signed_capture":
+        return signed
+    if flag == "provenance_unsigned_capture":
+        return not signed
+    return True  # provenance_real: any declared capture

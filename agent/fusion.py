@@ -1,11 +1,24 @@
 """Fuse tool evidence (and a model's own probability) into one ``p_ai``.
 
 The fusion is a log-odds sum read from a versioned JSON file that ships in the package
-(``weights/``). The default file holds a logistic model fitted by ``sleuth
-train-fusion`` on the survey's feature vector (:mod:`sleuth.agent.features`) and
-calibrated with Platt scaling; its per-feature terms are summed per evidence item, so
-every verdict can cite how much each finding moved it. The older hand-set file
-(``fusion-hand-v1.json``: one weight per tool on the logit of its score) still loads.
+(``weights/``). The default file (``lr-v6``) has two parts:
+
+- **provenance rules** (:class:`ProvenanceRules`), set by reasoning about what can be
+  forged, not fitted: a declared AI origin adds ``declared_ai``; a validly signed C2PA
+  capture manifest adds ``signed_capture``; a capture claimed only by forgeable means
+  (camera EXIF, XMP, a manifest that does not validate) adds ``unsigned_capture`` and only
+  when the rest of the evidence already puts ``p_ai`` below the abstain band, so a forged
+  camera EXIF can make a "real" verdict firmer but never creates one;
+- **a pixel model** fitted by ``sleuth train-fusion`` (a logistic model on pixel
+  statistics that keep their meaning after crops, resizes and re-encodes, and one
+  one-sided size feature that can only raise ``p_ai``), scaled by a temperature and
+  capped on each side (``cap``: towards AI, towards real): without provenance, ``p_ai``
+  moves away from 0.5 only as far as leave-one-source-out predictions supported on every
+  track.
+
+Per-feature terms are summed per evidence item, so every verdict can cite how much each
+finding moved it. Older files (a logistic model over every feature, or the hand-set
+``fusion-hand-v1.json``) still load.
 
 Applying a coefficients file needs only the standard library: no scikit-learn at run time.
 """
@@ -20,10 +33,48 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+from sleuth.agent.context import AgentContext
 from sleuth.agent.features import extract_features
 from sleuth.agent.verdict import Evidence
 
-DEFAULT_WEIGHTS = "fusion-lr-v5.json"
+DEFAULT_WEIGHTS = "fusion-lr-v6.json"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProvenanceRules:
+    """Log-odds that declarations in the file add, by how hard they are to forge.
+
+    Attributes
+    ----------
+    declared_ai : float
+        A declared AI origin (C2PA or IPTC source type, generator metadata, watermark).
+        Strong: forging one only makes a real image look fake, and the investigator sees
+        the declaration in the provenance card. +4 is odds of 55 to 1.
+    signed_capture : float
+        A C2PA manifest whose signature validates and that declares a capture (a camera
+        or a secure-capture app): the only strong evidence of a real capture.
+    unsigned_capture : float
+        A capture claimed by camera EXIF, XMP or a manifest that does not validate. About
+        200 bytes forge it, so it is weak (-0.4 moves 0.30 to 0.22) and counts only when
+        the rest of the evidence is already below the abstain band.
+    """
+
+    declared_ai: float = 4.0
+    signed_capture: float = -3.0
+    unsigned_capture: float = -0.4
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ProvenanceRules:
+        """Build from the ``provenance`` object of a coefficients file."""
+        return cls(**{k: float(v) for k, v in data.items() if k in cls.__dataclass_fields__})
+
+    def as_dict(self) -> dict[str, float]:
+        """Return the rules as a coefficients file stores them."""
+        return {
+            "declared_ai": self.declared_ai,
+            "signed_capture": self.signed_capture,
+            "unsigned_capture": self.unsigned_capture,
+        }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,6 +94,10 @@ class LogisticModel:
     intercept : float
     calibration_slope, calibration_offset : float
         Platt scaling of the decision value.
+    cap_ai, cap_real : float, optional
+        The calibrated log-odds are clipped to ``[-cap_real, cap_ai]`` (each term scaled
+        down by the same factor, so contributions still add up): the confidence held-out
+        sources supported on each side.
     """
 
     feature_set: str
@@ -53,6 +108,8 @@ class LogisticModel:
     intercept: float
     calibration_slope: float = 1.0
     calibration_offset: float = 0.0
+    cap_ai: float | None = None
+    cap_real: float | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LogisticModel:
@@ -67,6 +124,7 @@ class LogisticModel:
             intercept=float(data["intercept"]),
             calibration_slope=float(data["calibration"]["slope"]),
             calibration_offset=float(data["calibration"]["offset"]),
+            **_caps(data.get("cap")),
         )
 
     @property
@@ -83,7 +141,22 @@ class LogisticModel:
             x = values.get(name, math.nan)
             z = 0.0 if math.isnan(x) else (x - mean) / scale
             out[name] = self.calibration_slope * coef * z
+        if self.cap_ai is not None and self.cap_real is not None:
+            total = sum(out.values())
+            target = min(max(self.bias + total, -self.cap_real), self.cap_ai)
+            if total and target != self.bias + total:
+                factor = min(max((target - self.bias) / total, 0.0), 1.0)
+                out = {name: term * factor for name, term in out.items()}
         return out
+
+
+def _caps(cap: Any) -> dict[str, float]:
+    """Read a file's ``cap``: absent, one number for both sides, or ``{"ai", "real"}``."""
+    if cap is None:
+        return {}
+    if isinstance(cap, Mapping):
+        return {"cap_ai": float(cap["ai"]), "cap_real": float(cap["real"])}
+    return {"cap_ai": float(cap), "cap_real": float(cap)}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,6 +169,8 @@ class FusionWeights:
         Recorded in every verdict.
     model : LogisticModel, optional
         The fitted model; when set it replaces the per-tool weights below.
+    provenance : ProvenanceRules, optional
+        When set, provenance counts through these rules (and not through the model).
     bias : float
         Prior log-odds (hand-set files).
     weights : dict of str to float
@@ -113,6 +188,7 @@ class FusionWeights:
 
     version: str
     model: LogisticModel | None = None
+    provenance: ProvenanceRules | None = None
     bias: float = 0.0
     weights: dict[str, float] = field(default_factory=dict)
     default_weight: float = 0.3
@@ -142,7 +218,9 @@ class FusionWeights:
         }
         kwargs = {k: v for k, v in data.items() if k in known}
         model = LogisticModel.from_dict(data["model"]) if "model" in data else None
-        return cls(version=str(data["version"]), model=model, **kwargs)
+        rules = data.get("provenance")
+        provenance = ProvenanceRules.from_dict(rules) if rules is not None else None
+        return cls(version=str(data["version"]), model=model, provenance=provenance, **kwargs)
 
 
 def logit(p: float, clip: float = 1e-6) -> float:
@@ -159,17 +237,35 @@ def sigmoid(z: float) -> float:
     return e / (1.0 + e)
 
 
-def contributions(evidence: Iterable[Evidence], weights: FusionWeights) -> dict[str, float]:
+def contributions(
+    evidence: Iterable[Evidence],
+    weights: FusionWeights,
+    *,
+    band: tuple[float, float] | None = None,
+) -> dict[str, float]:
     """Return each evidence item's log-odds contribution, by evidence id.
 
     With a fitted model: the calibrated terms of the features each whole-image item
     supplied, summed per item (regional re-runs are not features and contribute
-    nothing). With hand-set weights: per tool and per scope only the strongest finding
-    counts; neutral findings and findings without a score contribute nothing.
+    nothing), plus the provenance rules' terms when the file has them. With hand-set
+    weights: per tool and per scope only the strongest finding counts; neutral findings
+    and findings without a score contribute nothing.
+
+    Parameters
+    ----------
+    evidence : iterable of Evidence
+    weights : FusionWeights
+    band : tuple of float, optional
+        The abstain band, for the rule on unsigned capture claims; the default
+        :class:`~sleuth.agent.context.AgentContext`'s when None.
     """
     items = list(evidence)
     if weights.model is not None:
-        return _model_contributions(items, weights.model)
+        out = _model_contributions(items, weights.model)
+        if weights.provenance is not None:
+            bias = weights.model.bias
+            _add_provenance(items, weights.provenance, out, bias, band or AgentContext().band)
+        return out
     best: dict[tuple[str, bool], tuple[str, float]] = {}
     for item in items:
         if item.score is None or item.direction == "neutral":
@@ -195,11 +291,33 @@ def _model_contributions(items: list[Evidence], model: LogisticModel) -> dict[st
     return out
 
 
+def _add_provenance(
+    items: list[Evidence],
+    rules: ProvenanceRules,
+    out: dict[str, float],
+    bias: float,
+    band: tuple[float, float],
+) -> None:
+    """Add the provenance rules' terms to ``out`` (see :class:`ProvenanceRules`)."""
+    vector = extract_features(items)
+
+    def add(flag: str, term: float) -> None:
+        if vector.values.get(flag) == 1.0 and term:
+            key = items[vector.sources[flag]].id
+            out[key] = out.get(key, 0.0) + term
+
+    add("provenance_ai", rules.declared_ai)
+    add("provenance_signed_capture", rules.signed_capture)
+    if sigmoid(bias + sum(out.values())) < band[0]:
+        add("provenance_unsigned_capture", rules.unsigned_capture)
+
+
 def fuse(
     evidence: Iterable[Evidence],
     *,
     p_model: float | None = None,
     weights: FusionWeights | None = None,
+    band: tuple[float, float] | None = None,
 ) -> float:
     """Return the fused probability that the image is AI-generated.
 
@@ -211,6 +329,8 @@ def fuse(
         A model's own probability, added with ``model_weight``.
     weights : FusionWeights, optional
         Defaults to the packaged file.
+    band : tuple of float, optional
+        The abstain band (see :func:`contributions`).
 
     Returns
     -------
@@ -220,7 +340,7 @@ def fuse(
     """
     weights = weights or FusionWeights.load()
     bias = weights.model.bias if weights.model is not None else weights.bias
-    z = bias + sum(contributions(evidence, weights).values())
+    z = bias + sum(contributions(evidence, weights, band=band).values())
     if p_model is not None:
         z += weights.model_weight * logit(p_model, weights.score_clip)
     return sigmoid(z / weights.temperature)

@@ -19,13 +19,15 @@ from PIL import Image
 
 from sleuth import prompts
 from sleuth.agent import messages as msg
+from sleuth.agent import stability as steady
 from sleuth.agent.backends.base import Backend, BackendError, Opinion, Situation
 from sleuth.agent.backends.offline import OfflineBackend
 from sleuth.agent.context import AgentContext
-from sleuth.agent.fusion import fuse
+from sleuth.agent.evidence import to_evidence
+from sleuth.agent.fusion import FusionWeights, contributions, fuse
 from sleuth.agent.state import CaseState, CaseView
 from sleuth.agent.store import CaseFiles
-from sleuth.agent.verdict import Evidence, Step, Verdict, label_for
+from sleuth.agent.verdict import Evidence, Stability, Step, Verdict, label_for
 from sleuth.agent.versions import versions
 from sleuth.tools import Box, LoadedImage, ToolInputError, ToolRegistry, UnknownToolError
 from sleuth.tools.base import ToolResult
@@ -149,6 +151,23 @@ class Investigation:
                     seconds=round(done.seconds[name], 4),
                 )
             )
+        stability = None
+        if runtime.context.stability_variants:
+            stability = steady.check(
+                self.registry,
+                image,
+                evidence,
+                count=runtime.context.stability_variants,
+                band=runtime.context.band,
+            )
+            steps.append(
+                Step(
+                    index=view.next_step(len(steps)),
+                    kind="stability",
+                    result=steady.summary(stability),
+                    seconds=stability.seconds,
+                )
+            )
         candidates = [c.box for c in done.candidates]
         opening = msg.opening_message(
             question=state.get("question"),
@@ -167,6 +186,7 @@ class Investigation:
             "turns": 0,
             "stop": None,
             "nudged": False,
+            "stability": stability.model_dump(mode="json") if stability else None,
         }
 
     def follow_up(self, state: CaseState) -> dict[str, Any]:
@@ -294,7 +314,7 @@ class Investigation:
             update["fallback_from"] = failure
             situation = self.situation(state, runtime, backend)
             opinion = backend.conclude(situation, state["messages"][-1])
-        p_ai = fuse(situation.view.evidence, p_model=opinion.p_model)
+        p_ai = fuse(situation.view.evidence, p_model=opinion.p_model, band=ctx.band)
         update["opinion"] = opinion_dump(opinion)
         confident = max(p_ai, 1.0 - p_ai) >= ctx.threshold
         if confident:
@@ -318,7 +338,7 @@ class Investigation:
         evidence = view.evidence
         stop = state.get("stop") or "concluded"
         backend = self.backend_for(state)
-        p_signals = fuse(evidence)
+        p_signals = fuse(evidence, band=ctx.band)
         raw = state.get("opinion")
         if stop == "budget" or raw is None:
             situation = self.situation(state, runtime, self.composer)
@@ -326,16 +346,23 @@ class Investigation:
             p_ai, label = p_signals, "uncertain"
         else:
             opinion = opinion_load(raw)
-            p_ai = fuse(evidence, p_model=opinion.p_model)
+            p_ai = fuse(evidence, p_model=opinion.p_model, band=ctx.band)
             label = label_for(p_ai, ctx.band)
+        explanation = opinion.explanation
+        recorded = state.get("stability")
+        stability = Stability.model_validate(recorded) if recorded else None
+        if stability is not None and not stability.stable:
+            label = "uncertain"  # p_ai stays as fused: calibration is not touched
+            explanation = f"{explanation}\n\n{steady.note(stability)}"
         steps = view.steps
         verdict = Verdict(
             case_id=case_id_of(runtime, state),
             image_id=state["image_id"],
             label=label,
             p_ai=round(p_ai, 4),
-            explanation=opinion.explanation,
+            explanation=explanation,
             evidence=evidence,
+            contributions=contributions(evidence, FusionWeights.load(), band=ctx.band),
             regions=view.candidates,
             boxes=opinion.boxes,
             steps=steps,
@@ -348,6 +375,7 @@ class Investigation:
             ),
             versions=versions(),
             timings=timings(steps),
+            stability=stability,
         )
         return {"verdict": verdict.model_dump(mode="json"), "mode": "followup"}
 
@@ -412,30 +440,6 @@ def case_id_of(runtime: Ctx, state: CaseState) -> str:
     info = runtime.execution_info
     thread = info.thread_id if info is not None else None
     return thread or f"{state['image_id'][:16]}-00000000"
-
-
-def to_evidence(
-    result: ToolResult, view: CaseView, *, offset: int, region: Box | None, step: int
-) -> list[Evidence]:
-    """Turn a tool result's findings into numbered evidence items."""
-    files = {a.name: f"{a.name}.png" for a in result.artifacts}
-    return [
-        Evidence(
-            id=view.next_evidence_id(offset + i),
-            tool=f.tool,
-            region=region,
-            summary=f.summary,
-            score=f.score,
-            direction=f.direction,
-            kind=f.kind,
-            boxes=f.boxes,
-            metrics=f.metrics,
-            artifacts=[files[a] for a in f.artifacts if a in files],
-            caveats=f.caveats,
-            step=step,
-        )
-        for i, f in enumerate(result.findings)
-    ]
 
 
 def one_line(found: list[Evidence]) -> str:

@@ -45,6 +45,7 @@ class CaseState(TypedDict, total=False):
     stop: Literal["confident", "concluded", "budget"] | None
     nudged: bool
     fallback_from: str | None
+    stability: dict[str, Any] | None
 
 
 @dataclass(frozen=True)

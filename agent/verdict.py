@@ -10,7 +10,8 @@ from sleuth.tools import Box
 from sleuth.tools.base import Direction, EvidenceKind, MetricValue
 
 Label = Literal["ai_generated", "real", "uncertain"]
-"""``uncertain`` is an abstention: p_ai fell inside the abstain band, or the budget ran out."""
+"""``uncertain`` is an abstention: p_ai fell inside the abstain band, the budget ran out, or
+the tools' verdict did not hold on web-style copies of the image (:class:`Stability`)."""
 
 
 class Evidence(BaseModel):
@@ -42,12 +43,44 @@ class Step(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     index: int = Field(ge=0)
-    kind: Literal["survey", "model", "tool", "decide", "answer"]
+    kind: Literal["survey", "stability", "model", "tool", "decide", "answer"]
     tool: str | None = None
     arguments: dict[str, object] = Field(default_factory=dict)
     result: str = Field(description="One line: what came back.")
     error: bool = False
     seconds: float = Field(0.0, ge=0.0)
+
+
+class VariantCheck(BaseModel):
+    """The survey's fused probability on one web-style copy of the image."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="What the copy is, e.g. 're-encoded as JPEG q80'.")
+    p_ai: float = Field(
+        ge=0.0,
+        le=1.0,
+        description="The fusion of the copy's pixel evidence with the image's own file "
+        "evidence (provenance, size).",
+    )
+    label: Label = Field(description="The label p_ai gives with the run's abstain band.")
+
+
+class Stability(BaseModel):
+    """Whether the tools' verdict holds on web-style copies (resized, re-encoded, cropped)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    p_original: float = Field(
+        ge=0.0, le=1.0, description="The survey's fused probability on the image itself."
+    )
+    label: Label = Field(description="The label p_original gives with the run's abstain band.")
+    variants: list[VariantCheck] = Field(default_factory=list)
+    stable: bool = Field(
+        description="False when a copy's label differs from the image's own (p_ai crossed "
+        "the abstain band, or moved into or out of it); the verdict is then uncertain."
+    )
+    seconds: float = Field(0.0, ge=0.0, description="Time the check took.")
 
 
 class BackendIdentity(BaseModel):
@@ -76,6 +109,12 @@ class Verdict(BaseModel):
     p_ai: float = Field(ge=0.0, le=1.0, description="Calibrated probability of AI generation.")
     explanation: str = Field(description="Every claim cites evidence as [E<n>].")
     evidence: list[Evidence] = Field(default_factory=list)
+    contributions: dict[str, float] | None = Field(
+        default=None,
+        description="Each evidence item's log-odds contribution to p_signals, by evidence id "
+        "(positive: towards AI); an item not listed does not count. None in verdicts stored "
+        "before it was recorded.",
+    )
     regions: list[Box] = Field(
         default_factory=list,
         description="Numbered regions of interest from the survey: box 1 is regions[0].",
@@ -98,6 +137,11 @@ class Verdict(BaseModel):
     backend: BackendIdentity
     versions: dict[str, str] = Field(default_factory=dict)
     timings: dict[str, float] = Field(default_factory=dict, description="Seconds per phase.")
+    stability: Stability | None = Field(
+        default=None,
+        description="The tools' verdict on web-style copies of the image; None when the "
+        "check is switched off (stability_variants = 0).",
+    )
 
 
 class Answer(BaseModel):

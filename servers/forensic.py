@@ -95,7 +95,11 @@ def _tool_function(
         result, pictures = await work(run)
         summary = "\n".join(
             f"- {f.summary}"
-            + (f" (score {f.score:.2f}, {f.direction})" if f.score is not None else "")
+            + (
+                f" (the tool's own score {f.score:.2f}, its own reading: {f.direction})"
+                if f.score is not None
+                else ""
+            )
             for f in result.findings
         )
         content: list[Any] = [TextContent(type="text", text=summary or "no findings")]

@@ -32,6 +32,7 @@ from pydantic import Field
 
 from sleuth import prompts
 from sleuth.agent.verdict import Answer, Case, Step, Verdict
+from sleuth.agent.weighing import effects, ranked, recorded
 from sleuth.annotate import annotate
 from sleuth.api import Investigator
 from sleuth.servers.forensic import add_forensic_tools, png_content
@@ -278,12 +279,31 @@ def _progress_reporter(ctx: Context) -> Callable[[Step], None]:
 
 
 def _verdict_text(verdict: Verdict) -> str:
+    """Return the verdict for the reader: the explanation and each finding's effect on p_ai.
+
+    Findings come largest effect first, with the effect in the same words as the console
+    and the report (:mod:`sleuth.agent.weighing`).
+    """
+    weights = recorded(verdict)
+    order = ranked(verdict.evidence, weights)
+    found = effects(order, weights)
+    evidence = [
+        {
+            "id": e.id,
+            "tool": e.tool,
+            "region": list(e.region.as_tuple()) if e.region else None,
+            "effect_on_p_ai": found[e.id].words,
+            "log_odds": found[e.id].contribution,
+        }
+        for e in order
+    ]
     return json.dumps(
         {
             "case_id": verdict.case_id,
             "label": verdict.label,
             "p_ai": verdict.p_ai,
             "explanation": verdict.explanation,
+            "evidence": evidence,
             "regions": [list(b.as_tuple()) for b in verdict.regions],
         },
         indent=1,

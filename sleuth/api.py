@@ -222,6 +222,7 @@ class Investigator:
             threshold=s.threshold,
             abstain_low=s.abstain_low,
             abstain_high=s.abstain_high,
+            stability_variants=s.stability_variants,
         )
 
     def _backend(self, state: dict[str, Any] | None = None) -> Backend:

@@ -9,6 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from sleuth.agent.verdict import Step, Verdict
+from sleuth.agent.weighing import TOWARDS_WORDS, effects, ranked, recorded
 from sleuth.tools import Finding, LoadedImage, ToolRegistry, ToolResult
 from sleuth.tools.survey import Survey
 
@@ -38,8 +39,8 @@ def findings_table(findings: list[Finding], *, title: str) -> Table:
     """Return a table with one row per finding."""
     table = Table(title=title, show_lines=True)
     table.add_column("tool", style="bold")
-    table.add_column("score", justify="right")
-    table.add_column("points to")
+    table.add_column("tool's own score", justify="right")
+    table.add_column("tool's own reading")
     table.add_column("finding")
     table.add_column("boxes")
     for f in findings:
@@ -95,10 +96,51 @@ def verdict_lines(verdict: Verdict) -> list[str]:
         "",
         escape(verdict.explanation),
     ]
+    lines += evidence_lines(verdict)
     if verdict.regions:
         lines += ["", "regions:"]
         lines += [f"  box {i}: {b.as_tuple()}" for i, b in enumerate(verdict.regions, start=1)]
     lines += ["", f'case {verdict.case_id}  (sleuth ask {verdict.case_id} "...")']
+    return lines
+
+
+EFFECT_STYLE = {"ai": "bold red", "real": "green", "none": "dim", "unknown": "yellow"}
+
+
+def evidence_lines(verdict: Verdict) -> list[str]:
+    """Return rich-markup lines for the evidence, largest effect on ``p_ai`` first.
+
+    Each line names an item's effect in words (:mod:`sleuth.agent.weighing`); its
+    log-odds and the tool's own score follow, dimmed, as details. Regional re-runs that
+    do not move ``p_ai`` share one closing line.
+    """
+    weights = recorded(verdict)
+    order = ranked(verdict.evidence, weights)
+    if not order:
+        return []
+    found = effects(order, weights)
+    quiet = [e.id for e in order if e.region is not None and found[e.id].towards == "none"]
+    lines = ["", "evidence, by effect on p_ai:"]
+    for item in order:
+        effect = found[item.id]
+        if item.id in quiet:
+            continue
+        where = f" on {list(item.region.as_tuple())}" if item.region else ""
+        details = []
+        if effect.contribution:
+            details.append(f"log-odds {effect.contribution:+.2f}")
+        if item.score is not None:
+            details.append(f"tool's own score {item.score:.2f}")
+        lines.append(
+            f"  {item.id:<4}{escape(item.tool + where)}: "
+            f"[{EFFECT_STYLE[effect.towards]}]{effect.words}[/]"
+            + (f"  [dim]({'; '.join(details)})[/dim]" if details else "")
+        )
+    if quiet:
+        lines.append(
+            f"  {len(quiet)} regional re-run(s), {quiet[0]} to {quiet[-1]}: "
+            f"[{EFFECT_STYLE['none']}]{TOWARDS_WORDS['none']}[/]"
+        )
     return lines
 
 

@@ -15,13 +15,14 @@ import io
 import json
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from PIL import Image
 
 from sleuth import __version__
 from sleuth.agent.verdict import Answer, Case, Evidence, Step, Verdict
+from sleuth.agent.weighing import UNRECORDED, Effect, effect, effects, ranked, recorded
 from sleuth.annotate import annotate
 from sleuth.tools import Box, LoadedImage
 
@@ -50,6 +51,7 @@ th,td{border:1px solid #ddd;padding:2px 8px;text-align:left;vertical-align:top}
 th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .label{font-size:1.6em;font-weight:700}.ai_generated .label,.dir-ai{color:#b3261e}
 .real .label,.dir-real{color:#1e7b34}.uncertain .label,.interrupted .label{color:#8a6d00}
+.dir-none,.dir-unknown{color:#666;font-weight:400}
 .text{white-space:pre-wrap}.muted{color:#666}
 .photo img{max-width:100%;height:auto;border:1px solid #ccc}
 .evidence,.answer{border:1px solid #ddd;border-radius:6px;padding:.6em 1em;margin:.8em 0}
@@ -84,13 +86,16 @@ def render_report(case: Case, image: LoadedImage, artifact: Callable[[str], Path
     embed = functools.cache(lambda name: _artifact_url(artifact(name)))
     shown = {e.id for e in verdict.evidence} if verdict else set()
     cited = shown | {e.id for a in case.answers for e in a.evidence}
+    weights = recorded(verdict) if verdict else None
     parts = [_header(case, image), _photo(image, verdict)]
     if verdict is not None:
+        order = ranked(verdict.evidence, weights)
+        found = effects(order, weights)
         parts += [
             "<h2>Explanation</h2>",
             f'<p class="text">{_cite(verdict.explanation, cited)}</p>',
-            f"<h2>Evidence ({len(verdict.evidence)})</h2>",
-            *(_evidence(e, verdict.regions, embed) for e in verdict.evidence),
+            f"<h2>Evidence ({len(verdict.evidence)}), by effect on p_ai</h2>",
+            *(_evidence(e, found[e.id], verdict.regions, embed) for e in order),
             "<h2>Steps</h2>",
             _steps(verdict.steps),
         ]
@@ -98,7 +103,7 @@ def render_report(case: Case, image: LoadedImage, artifact: Callable[[str], Path
     if case.answers:
         parts.append("<h2>Follow-up questions</h2>")
     for number, answer in enumerate(case.answers, start=1):
-        parts.append(_answer(number, answer, shown, cited, regions, embed))
+        parts.append(_answer(number, answer, shown, cited, regions, weights, embed))
     if verdict is not None:
         parts += ["<h2>Versions and timings</h2>", _about(verdict)]
     parts.append(
@@ -239,11 +244,17 @@ def _metric(value: object) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _evidence(e: Evidence, regions: list[Box], embed: Callable[[str], str | None]) -> str:
+def _evidence(
+    e: Evidence, weighed: Effect, regions: list[Box], embed: Callable[[str], str | None]
+) -> str:
     facts = [
+        ("effect on p_ai", weighed.words),
+        (
+            "log-odds contribution",
+            "—" if weighed.contribution is None else f"{weighed.contribution:+.3f}",
+        ),
         ("region", _box(e.region, regions)),
-        ("score", _num(e.score)),
-        ("direction", e.direction),
+        ("tool's own score", _num(e.score)),
         ("kind", e.kind),
         ("step", e.step),
     ]
@@ -251,8 +262,8 @@ def _evidence(e: Evidence, regions: list[Box], embed: Callable[[str], str | None
         facts.append(("boxes", "; ".join(_box(b, []) for b in e.boxes)))
     parts = [
         f'<article class="evidence" id="ev-{_e(e.id)}">',
-        f"<h3>{_e(e.id)} · {_e(e.tool)} <b class='dir-{_e(e.direction)}'>{_e(e.direction)}</b>",
-        "</h3>",
+        f"<h3>{_e(e.id)} · {_e(e.tool)} ",
+        f"<b class='dir-{_e(weighed.towards)}'>{_e(weighed.words)}</b></h3>",
         f'<p class="text">{_e(e.summary)}</p>',
         _rows(facts),
     ]
@@ -293,6 +304,7 @@ def _answer(
     shown: set[str],
     cited: set[str],
     regions: list[Box],
+    weights: Mapping[str, float] | None,
     embed: Callable[[str], str | None],
 ) -> str:
     backend = f"{answer.backend.provider}:{answer.backend.model}"
@@ -304,7 +316,8 @@ def _answer(
     for e in answer.evidence:
         if e.id not in shown:
             shown.add(e.id)
-            parts.append(_evidence(e, regions, embed))
+            found = UNRECORDED if weights is None else effect(weights.get(e.id))
+            parts.append(_evidence(e, found, regions, embed))
     parts.append("</article>")
     return "\n".join(parts)
 

@@ -10,9 +10,11 @@ from typing import TYPE_CHECKING, Any, Literal
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from sleuth.agent.context import AgentContext
 from sleuth.tools.box import validation_message
 from sleuth.tools.errors import SleuthError
 from sleuth.tools.image import ImageLimits
+from sleuth.tools.variants import STABILITY_VARIANTS
 
 if TYPE_CHECKING:
     from sleuth.agent.backends import BackendOptions
@@ -80,6 +82,12 @@ class Settings(BaseModel):
     threshold: float = Field(0.85, ge=0.5, le=1.0, description="Confidence that stops early.")
     abstain_low: float = Field(0.35, ge=0.0, le=0.5, description="Abstain band, lower end.")
     abstain_high: float = Field(0.65, ge=0.5, le=1.0, description="Abstain band, upper end.")
+    stability_variants: int = Field(
+        AgentContext.stability_variants,
+        ge=0,
+        le=STABILITY_VARIANTS,
+        description="Web-style copies the survey's pixel tools re-run on; 0 switches it off.",
+    )
 
     def backend_options(self, base_url: str | None = None) -> BackendOptions:
         """Return the model backend's options (``base_url`` overrides the setting)."""

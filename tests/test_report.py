@@ -13,11 +13,13 @@ from PIL import Image, PngImagePlugin
 from scipy import ndimage
 
 from sleuth.agent.verdict import Case, Evidence
+from sleuth.agent.weighing import NEGLIGIBLE, NOT_COUNTED
 from sleuth.annotate import EVIDENCE_COLOUR, LABEL_COLOUR, REGION_COLOUR, annotate
 from sleuth.api import Investigator
 from sleuth.report import ARTIFACT_MAX_SIDE, render_report
 from sleuth.settings import Settings
 from sleuth.tools import Box
+from tests.agent.test_weighing import mixed_verdict
 from tests.conftest import encode, photo
 
 PAYLOAD = "<script>alert(1)</script>"
@@ -181,6 +183,46 @@ def test_an_interrupted_case_still_renders(investigator, composite_case):
     interrupted = Case(case_id=case.case_id, image_id=case.image_id, status="interrupted")
     page = render_report(interrupted, investigator.image(case.case_id), lambda name: Path(name))
     assert "interrupted (no verdict yet)" in page and "<script" not in page
+
+
+CARD = re.compile(
+    r'<article class="evidence" id="ev-(E\d+)">\n<h3>.*?\n<b class=\'dir-(\w+)\'>(.*?)</b></h3>'
+)
+
+
+def cards(page: str) -> list[tuple[str, str, str]]:
+    """(evidence id, the badge's side, its words) of every evidence card, in page order."""
+    return CARD.findall(page)
+
+
+def test_cards_follow_the_contributions_not_the_tools_own_reading(investigator, composite_case):
+    case, _ = composite_case
+    verdict = mixed_verdict()
+    edited = case.model_copy(update={"verdict": verdict, "answers": []})
+    page = render_report(edited, investigator.image(case.case_id), lambda name: Path(name))
+    found = {key: (side, words) for key, side, words in cards(page)}
+    assert [key for key, _, _ in cards(page)] == ["E2", "E4", "E5", "E3", "E1"]
+    assert found["E1"] == ("none", NOT_COUNTED)  # the spectrum's own "ai, score 1.0"
+    assert found["E2"][0] == "ai" and found["E2"][1].startswith("towards AI (")  # colour
+    assert found["E3"][0] == "none"  # the noise reads "ai", but its term is negligible
+    assert found["E4"][0] == found["E5"][0] == "real"
+    assert "<th>tool&#x27;s own score</th><td>1.000</td>" in page
+    assert "<th>direction</th>" not in page
+
+
+def test_the_cards_of_a_case_are_ordered_by_contribution(composite_case):
+    case, page = composite_case
+    weights = case.verdict.contributions
+    shown = cards(page)
+    first = [key for key, _, _ in shown[: len(case.verdict.evidence)]]
+    assert sorted(first) == sorted(e.id for e in case.verdict.evidence)
+    sizes = [abs(weights.get(key, 0.0)) for key in first]
+    assert sizes == sorted(sizes, reverse=True)
+    for key, side, _ in shown:
+        c = weights.get(key, 0.0)
+        assert side == ("ai" if c >= NEGLIGIBLE else "real" if c <= -NEGLIGIBLE else "none")
+    later = [side for key, side, _ in shown[len(first) :]]
+    assert later and set(later) == {"none"}  # follow-up evidence does not count in p_ai
 
 
 # -- the annotated image ---------------------------------------------------------------

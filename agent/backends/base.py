@@ -88,7 +88,7 @@ class Situation:
     @functools.cached_property
     def p_signals(self) -> float:
         """The fused probability of the evidence so far."""
-        return fuse(self.view.evidence)
+        return fuse(self.view.evidence, band=self.context.band)
 
     @property
     def remaining(self) -> int:

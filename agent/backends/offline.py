@@ -21,9 +21,12 @@ from sleuth.agent.backends.base import Opinion, Situation
 from sleuth.agent.frames import BoxFrame
 from sleuth.agent.fusion import FusionWeights, contributions
 from sleuth.agent.verdict import BackendIdentity, Evidence
+from sleuth.agent.weighing import deciding_provenance, effects, ranked, recorded
 from sleuth.tools import Box, LoadedImage
 
 POLICY_VERSION = "offline-v1"
+LISTED = 4
+"""Findings named per side in an explanation; the rest are counted."""
 
 TOOL_WORDS = {
     "ela": ("ela", "error level", "compression level"),
@@ -77,33 +80,38 @@ class OfflineBackend:
         return AIMessage(content="", tool_calls=_inspect_calls(situation, region))
 
     def conclude(self, situation: Situation, message: AIMessage) -> Opinion:
-        """Compose the explanation from the findings alone."""
+        """Compose the explanation from the findings and what each contributed to p_ai."""
         evidence = situation.view.evidence
-        weights = FusionWeights.load()
-        weight = contributions(evidence, weights)
-        by_id = {e.id: e for e in evidence}
-        strong = sorted(weight, key=lambda k: -abs(weight[k]))
-        provenance = [by_id[k] for k in strong if by_id[k].kind == "provenance"]
-        signals = [by_id[k] for k in strong if by_id[k].kind != "provenance"]
+        weight = contributions(evidence, FusionWeights.load(), band=situation.context.band)
+        order = ranked(evidence, weight)
+        effect_of = effects(order, weight)
+        deciding = deciding_provenance(order, weight)
 
-        def row(item: Evidence) -> dict[str, str]:
+        def row(item: Evidence) -> dict[str, object]:
             where = f" on {list(item.region.as_tuple())}" if item.region else ""
-            what = f"score {item.score:.2f}" if item.score is not None else "statistics"
-            what += f", log-odds {weight[item.id]:+.2f}"
-            return {"id": item.id, "tool": item.tool + where, "what": what}
+            return {
+                "id": item.id,
+                "tool": item.tool + where,
+                "strength": effect_of[item.id].strength,
+                "undeclared": item.kind == "provenance" and item.direction == "neutral",
+            }
+
+        def towards(side: str) -> dict[str, object]:
+            rows = [row(e) for e in order if effect_of[e.id].towards == side]
+            return {"items": rows[:LISTED], "more": len(rows[LISTED:])}
 
         examined = dict.fromkeys(e.region for e in evidence if e.region is not None)
-        regions = [str(list(box.as_tuple())) for box in examined]
         text = prompts.render(
             "offline_explanation",
             p_ai=situation.p_signals,
             stopped="budget" if situation.remaining <= 0 else "concluded",
-            provenance=[{"id": e.id, "summary": e.summary} for e in provenance[:3]],
-            towards_ai=[row(e) for e in signals if weight[e.id] > 0][:4],
-            towards_real=[row(e) for e in signals if weight[e.id] < 0][:4],
-            regions=regions,
+            provenance=[{"id": e.id, "summary": e.summary} for e in deciding[:3]],
+            towards_ai=towards("ai"),
+            towards_real=towards("real"),
+            regions=[str(list(box.as_tuple())) for box in examined],
+            others=sum(not found.counts for found in effect_of.values()),
         )
-        boxes = [b for k in strong if weight[k] > 0 for b in by_id[k].boxes][:4]
+        boxes = [b for e in order if effect_of[e.id].towards == "ai" for b in e.boxes][:4]
         return Opinion(p_model=None, explanation=text, boxes=boxes)
 
     def _next_region(self, situation: Situation) -> Box | None:
@@ -136,12 +144,13 @@ class OfflineBackend:
                 and (request.region is None or e.region == request.region)
             ]
             if not items and not request.tools and request.region is None:
-                weight = contributions(evidence, FusionWeights.load())
+                weight = contributions(evidence, FusionWeights.load(), band=situation.context.band)
                 items = [e for e in evidence if e.id in weight]
         verdict = situation.view.verdict
+        found = effects(items, recorded(verdict) if verdict else None)
         answer = prompts.render(
             "offline_answer",
-            items=[_answer_row(e) for e in items[:8]],
+            items=[_answer_row(e, found[e.id].words) for e in items[:8]],
             label=verdict.label if verdict else "none yet",
             p_ai=verdict.p_ai if verdict else situation.p_signals,
         )
@@ -149,14 +158,14 @@ class OfflineBackend:
         return prefix + answer
 
 
-def _answer_row(item: Evidence) -> dict[str, object]:
+def _answer_row(item: Evidence, effect: str) -> dict[str, object]:
     return {
         "id": item.id,
         "tool": item.tool,
         "region": list(item.region.as_tuple()) if item.region else None,
         "summary": item.summary,
         "score": item.score,
-        "direction": item.direction,
+        "effect": effect,
     }
 
 

@@ -11,83 +11,86 @@ from typing import Annotated
 
 import typer
 
-DEFAULT_FEATURES = "provenance,dimensions,colour,noise_npr_deviation,at_gen_size"
-"""The shipped model's features: three tools' groups, one noise statistic and the colour
-statistics at generator sizes (see docs/evaluation.md for how they were chosen)."""
+DEFAULT_FEATURES = "colour,size_generator_lossless"
+"""The shipped pixel model's candidates: the colour tool's statistics (saturation and
+clipping, the classifier-free-guidance look; chroma detail, the absence of demosaicing)
+and the generator's frame on a losslessly stored file (see docs/evaluation.md)."""
+DEFAULT_C_GRID = "0.01,0.03,0.1"
+"""L2 strengths the fit chooses among by inner leave-one-source-out."""
+
+SOURCES_HELP = "Manifest CSVs or real/ + fake/ folders, read as one set."
+TRACK_CHOICES = {
+    "native": ("native",),
+    "laundered": ("laundered",),
+    "web": ("web",),
+    "both": ("native", "laundered"),
+    "all": ("native", "laundered", "web"),
+}
+"""``--track`` values: one track, ``both`` (native and laundered) or ``all`` three."""
+
+
+def _tracks(track: str) -> tuple[str, ...]:
+    if track not in TRACK_CHOICES:
+        raise typer.BadParameter(f"use one of {', '.join(TRACK_CHOICES)}", param_hint="--track")
+    return TRACK_CHOICES[track]
 
 
 def train_fusion_command(
-    manifest: Annotated[Path, typer.Argument(help="Manifest CSV or real/ + fake/ folder.")],
+    sources: Annotated[list[Path], typer.Argument(help=SOURCES_HELP)],
     out: Annotated[Path, typer.Option("--out", help="Coefficients file to write.")] = Path(
         "fusion-lr.json"
     ),
-    version: Annotated[str, typer.Option(help="Version recorded in verdicts.")] = "lr-v5",
+    version: Annotated[str, typer.Option(help="Version recorded in verdicts.")] = "lr-v6",
     features: Annotated[
         str,
         typer.Option(
-            help="Comma-separated features the model uses: tool names (all their "
-            "features), single feature names, or at_gen_size (the colour statistics "
-            "gated by a generator's frame size)."
+            help="Comma-separated candidates of the pixel model: tool names (all their "
+            "candidate features) or single feature names. Each is kept only when it points "
+            "the same way on the native, laundered and web tracks of the training rows."
         ),
     ] = DEFAULT_FEATURES,
-    c: Annotated[float, typer.Option("--c", help="Inverse L2 strength.")] = 0.1,
-    seed: Annotated[int, typer.Option(help="Seed of the fold assignment.")] = 0,
-    repeats: Annotated[
-        int,
-        typer.Option(
-            min=1,
-            help="Repeat the CV over this many distinct fold assignments (--seed's first) "
-            "and record the spread.",
-        ),
-    ] = 5,
+    c_grid: Annotated[
+        str, typer.Option("--c-grid", help="L2 strengths to choose among (inner LOSO).")
+    ] = DEFAULT_C_GRID,
     jobs: Annotated[int, typer.Option("--jobs", min=1, help="Worker processes.")] = 1,
     cache: Annotated[Path, typer.Option(help="Feature cache folder.")] = Path(
         ".cache/evaluation/features"
     ),
-    calibration: Annotated[
-        str,
-        typer.Option(
-            help="auto (chosen by nested CV), identity, platt or platt-slope.",
-        ),
-    ] = "auto",
 ) -> None:
-    """Fit the calibrated fusion with CV grouped by source_repo; write a coefficients file."""
+    """Fit the fusion's pixel model on every track; score it leave-one-source-out."""
     from rich.console import Console
 
-    from sleuth.evaluation.run import select_features, spread_text, train_from_source
+    from sleuth.evaluation.run import scores_text, select_features, train_from_source
 
     selection = [t.strip() for t in features.split(",") if t.strip()]
     try:
         select_features(selection)
+        strengths = [float(c) for c in c_grid.split(",") if c.strip()]
+        if not strengths or min(strengths) <= 0:
+            raise ValueError("--c-grid needs positive numbers")
     except ValueError as err:
-        raise typer.BadParameter(str(err), param_hint="--features") from None
+        raise typer.BadParameter(str(err)) from None
     console = Console(stderr=True)
     document = train_from_source(
-        manifest,
+        sources,
         out=out,
         version=version,
         features=selection,
-        c=c,
-        seed=seed,
+        c_grid=strengths,
         jobs=jobs,
         cache=cache,
         console=console,
-        calibration=calibration,
-        repeats=repeats,
     )
-    for track, figures in document["cv"].items():
-        console.print(
-            f"grouped CV {track}: AUROC {figures['auroc']:.3f}  ECE {figures['ece']:.3f} "
-            f"(floor {figures['ece_floor']:.3f})"
-        )
-    for track, spread in document.get("cv_repeated", {}).items():
-        console.print(f"grouped CV {track} {spread_text(spread)}")
+    for track, figures in document["loso"].items():
+        console.print(f"leave one source out, {track:9s} {scores_text(figures)}", soft_wrap=True)
     console.print(f"wrote {out}")
 
 
 def eval_command(
-    source: Annotated[Path, typer.Argument(help="Manifest CSV or real/ + fake/ folder.")],
-    track: Annotated[str, typer.Option(help="native, laundered or both.")] = "both",
+    sources: Annotated[list[Path], typer.Argument(help=SOURCES_HELP)],
+    track: Annotated[
+        str, typer.Option(help="native, laundered, web, both (native and laundered) or all.")
+    ] = "all",
     backend: Annotated[str, typer.Option(help="Reasoning backend (provider:model).")] = "offline",
     jobs: Annotated[int, typer.Option("--jobs", min=1, help="Worker processes.")] = 1,
     out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("eval-out"),
@@ -101,13 +104,11 @@ def eval_command(
 
     from sleuth.evaluation.run import run_evaluation
 
-    tracks = {"native": ("native",), "laundered": ("laundered",), "both": ("native", "laundered")}
-    if track not in tracks:
-        raise typer.BadParameter("use native, laundered or both", param_hint="--track")
+    tracks = _tracks(track)
     console = Console(stderr=True)
     summary = run_evaluation(
-        source,
-        tracks=tracks[track],
+        sources,
+        tracks=tracks,
         backend=backend,
         jobs=jobs,
         out=out,

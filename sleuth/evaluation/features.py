@@ -14,8 +14,9 @@ from sleuth.evaluation.launder import launder
 from sleuth.evaluation.sources import Sample
 from sleuth.tools import LoadedImage, SleuthError, ToolRegistry, load_image
 from sleuth.tools.survey import run_survey
+from sleuth.tools.variants import web_copy
 
-TRACKS = ("native", "laundered")
+TRACKS = ("native", "laundered", "web")
 DEFAULT_CACHE = Path(".cache") / "evaluation" / "features"
 """Relative to the working directory: the checkout's ``.cache`` when run from it."""
 
@@ -28,7 +29,7 @@ class FeatureRow:
     ----------
     key : str
         The sample's name in its set (for reports only; never a feature).
-    track : {'native', 'laundered'}
+    track : {'native', 'laundered', 'web'}
     y : int
         1 for fake.
     group : str
@@ -48,11 +49,17 @@ class FeatureRow:
 
 
 def track_image(image: LoadedImage, track: str) -> LoadedImage:
-    """Return the image as a track sees it: as is (native) or laundered."""
+    """Return the image as a track sees it: as is (native), laundered, or a web copy.
+
+    The web copy's recipe (:func:`sleuth.tools.variants.web_recipe`) is drawn from the
+    image's sha256, so every run and every process makes the same copy.
+    """
     if track == "native":
         return image
     if track == "laundered":
         return load_image(launder(image))
+    if track == "web":
+        return load_image(web_copy(image.full, image.sha256)[0])
     raise ValueError(f"unknown track {track!r}; use one of {', '.join(TRACKS)}")
 
 

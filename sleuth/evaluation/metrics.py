@@ -110,6 +110,79 @@ def reliability(
     ]
 
 
+CONFIDENT = 0.85
+"""A probability at least this far to one side (``p >= 0.85`` or ``p <= 0.15``) is a
+confident call; a confident call on the wrong side is the worst answer an investigator
+can get."""
+
+
+def confidently_wrong(y: Sequence[int], p: Sequence[float], *, level: float = CONFIDENT) -> float:
+    """Return the share of images called confidently and wrongly.
+
+    A real image with ``p >= level`` or an AI image with ``p <= 1 - level``, over all
+    images (NaN for none).
+
+    Examples
+    --------
+    >>> confidently_wrong([0, 0, 1, 1], [0.9, 0.1, 0.1, 0.5])
+    0.5
+    """
+    labels = np.asarray(y, dtype=int)
+    probs = np.asarray(p, dtype=float)
+    if labels.size == 0:
+        return float("nan")
+    wrong = ((labels == 0) & (probs >= level)) | ((labels == 1) & (probs <= 1.0 - level))
+    return float(wrong.mean())
+
+
+def risk_coverage(y: Sequence[int], p: Sequence[float]) -> list[tuple[float, float]]:
+    """Return the risk-coverage curve as ``(coverage, accuracy)`` points.
+
+    Images are called in order of confidence ``|p - 0.5|``, most confident first; each
+    point is a threshold on that confidence (images tied at it are called together):
+    the share of images called and the accuracy (at ``p > 0.5``) among them. The curve
+    shows what abstaining buys: a trustworthy score keeps accuracy high at low coverage.
+
+    Returns
+    -------
+    list of (float, float)
+        Coverage increasing to 1.0; empty for no images.
+
+    References
+    ----------
+    .. [1] El-Yaniv, R. and Wiener, Y. "On the foundations of noise-free selective
+           classification." JMLR 11, 2010.
+    """
+    labels = np.asarray(y, dtype=int)
+    probs = np.asarray(p, dtype=float)
+    if labels.size == 0:
+        return []
+    confidence = np.abs(probs - 0.5)
+    order = np.argsort(-confidence, kind="stable")
+    correct = ((probs[order] > 0.5).astype(int) == labels[order]).astype(float)
+    hits = np.cumsum(correct)
+    ranked = confidence[order]
+    ends = np.flatnonzero(np.append(ranked[1:] != ranked[:-1], True))  # last index of a tie
+    return [(float((k + 1) / labels.size), float(hits[k] / (k + 1))) for k in ends]
+
+
+def coverage_at(y: Sequence[int], p: Sequence[float], *, accuracy: float = 0.95) -> float:
+    """Return the largest share of images that can be called at ``accuracy`` or better.
+
+    The highest coverage on :func:`risk_coverage` whose accuracy reaches ``accuracy``
+    (0 when even the most confident images fall short; NaN for none).
+
+    Examples
+    --------
+    >>> coverage_at([1, 1, 0, 0], [0.99, 0.9, 0.2, 0.6], accuracy=0.95)
+    0.75
+    """
+    curve = risk_coverage(y, p)
+    if not curve:
+        return float("nan")
+    return float(max((c for c, a in curve if a >= accuracy), default=0.0))
+
+
 @dataclass(frozen=True)
 class Scores:
     """Every figure of one method on one track.
@@ -132,6 +205,10 @@ class Scores:
         Accuracy on the images outside the band (NaN when all abstain).
     confusion : tuple of int
         ``(true real, false fake, false real, true fake)`` at ``p > 0.5``.
+    confidently_wrong : float
+        Share called confidently and wrongly (see :func:`confidently_wrong`).
+    coverage_95 : float
+        Share of images that can be called at 95% accuracy (see :func:`coverage_at`).
     """
 
     n: int
@@ -143,6 +220,8 @@ class Scores:
     abstain_rate: float
     accuracy_decided: float
     confusion: tuple[int, int, int, int]
+    confidently_wrong: float = float("nan")
+    coverage_95: float = float("nan")
 
 
 def score(
@@ -170,4 +249,6 @@ def score(
         if decided.any()
         else float("nan"),
         confusion=(tn, fp, fn, tp),
+        confidently_wrong=confidently_wrong(labels, probs),
+        coverage_95=coverage_at(labels, probs),
     )

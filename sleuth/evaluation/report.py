@@ -11,13 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from sleuth.evaluation.metrics import reliability, score
+from sleuth.evaluation.metrics import confidently_wrong, reliability, risk_coverage, score
 
 BREAKDOWNS = ("generator", "format", "source_repo")
 METHODS = {"analyst": "p_ai", "metadata rule": "metadata_rule", "spectral detector": "spectral"}
 """Methods compared side by side: the result-row column holding each one's p_ai."""
-CV_REPEATS = 5
-"""Distinct fold assignments the report repeats the grouped CV over."""
 
 
 def summarise(rows: Sequence[dict[str, Any]], tracks: Sequence[str]) -> dict[str, Any]:
@@ -39,9 +37,8 @@ def summarise(rows: Sequence[dict[str, Any]], tracks: Sequence[str]) -> dict[str
             if "error" in r
         ],
     }
-    cv, spread = grouped_cv(good)
-    if cv:
-        summary["cv"], summary["cv_repeated"] = cv, spread
+    if loso := leave_one_source_out(good):
+        summary["loso"] = loso
     return summary
 
 
@@ -52,48 +49,49 @@ def _breakdown(rows: list[dict[str, Any]], column: str) -> list[dict[str, Any]]:
     out = []
     for name, part in sorted(groups.items(), key=lambda kv: -len(kv[1])):
         correct = [(r["p_ai"] > 0.5) == bool(r["y"]) for r in part]
+        called = [r for r in part if r.get("verdict", "uncertain") != "uncertain"]
         out.append(
             {
                 "name": name,
                 "n": len(part),
                 "fakes": sum(r["y"] for r in part),
                 "accuracy": float(np.mean(correct)),
+                "called": len(called),
+                "accuracy_called": float(
+                    np.mean([(r["p_ai"] > 0.5) == bool(r["y"]) for r in called])
+                )
+                if called
+                else math.nan,
+                "confidently_wrong": confidently_wrong(
+                    [r["y"] for r in part], [r["p_ai"] for r in part]
+                ),
                 "mean_p_ai": float(np.mean([r["p_ai"] for r in part])),
             }
         )
     return out
 
 
-def grouped_cv(
-    rows: Sequence[dict[str, Any]], repeats: int = CV_REPEATS
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Cross-validate the shipped model's feature set on these rows, grouped by source.
+def leave_one_source_out(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Refit the shipped fusion's procedure with each source held out, on these rows.
+
+    Every source (``source_repo``) is predicted by the procedure of
+    :func:`sleuth.evaluation.earned.fit_pixel_model` run on the other sources' rows (all
+    tracks of an image stay together), with the provenance rules added: the honest
+    estimate of how the fusion does on a source it never saw.
 
     Returns
     -------
-    cv : dict
-        Scores per track for the fold assignment of seed 0.
-    spread : dict
-        Mean and range of AUROC and ECE per track over ``repeats`` distinct fold
-        assignments (see :func:`sleuth.evaluation.training.spread_by_track`).
-
-    Both are empty when scikit-learn is missing or there are fewer than two groups per
-    class.
+    dict
+        Scores per track (and ``all``); empty when scikit-learn is missing or a class
+        has fewer than two sources.
     """
     try:
-        from sleuth.agent.fusion import FusionWeights
+        from sleuth.agent.features import FEATURE_NAMES
+        from sleuth.evaluation.earned import leave_one_source_out as loso
         from sleuth.evaluation.features import FeatureRow
-        from sleuth.evaluation.training import (
-            TrainingData,
-            repeated_cross_validate,
-            scores_by_track,
-            spread_by_track,
-        )
+        from sleuth.evaluation.training import TrainingData, scores_by_track
     except ImportError:
-        return {}, {}
-    model = FusionWeights.load().model
-    if model is None:
-        return {}, {}
+        return {}
     feature_rows = [
         FeatureRow(
             key=r["file"],
@@ -104,32 +102,15 @@ def grouped_cv(
         )
         for r in rows
     ]
-    data = TrainingData.from_rows(feature_rows, model.features)
+    data = TrainingData.from_rows(feature_rows, FEATURE_NAMES)
     for label in (0, 1):
         if len(set(data.groups[data.y == label])) < 2:
-            return {}, {}
+            return {}
     try:
-        runs = repeated_cross_validate(data, repeats=repeats)
+        p = loso(data)
     except ImportError:
-        return {}, {}
-    cv = {t: asdict(s) for t, s in scores_by_track(data, runs[0][1]).items()}
-    return cv, spread_by_track(data, runs)
-
-
-def _spread_table(summary: dict[str, Any]) -> str:
-    head = ["track", "fold assignments (seeds)", "AUROC mean", "range", "ECE mean", "range"]
-    body = [
-        [
-            track,
-            ", ".join(map(str, s["seeds"])),
-            s["auroc"]["mean"],
-            f"{s['auroc']['min']:.3f}-{s['auroc']['max']:.3f}",
-            s["ece"]["mean"],
-            f"{s['ece']['min']:.3f}-{s['ece']['max']:.3f}",
-        ]
-        for track, s in summary["cv_repeated"].items()
-    ]
-    return _table(head, body)
+        return {}
+    return {t: asdict(s) for t, s in scores_by_track(data, p).items()}
 
 
 def _plots(out: Path, rows: list[dict[str, Any]], tracks: Sequence[str]) -> list[str]:
@@ -146,7 +127,7 @@ def _plots(out: Path, rows: list[dict[str, Any]], tracks: Sequence[str]) -> list
         if not part:
             continue
         y = np.array([r["y"] for r in part])
-        fig, (roc, rel) = plt.subplots(1, 2, figsize=(10, 4.5))
+        fig, (roc, rel, risk) = plt.subplots(1, 3, figsize=(15, 4.5))
         for method, column in METHODS.items():
             p = np.array([r[column] for r in part])
             fpr, tpr = _roc(y, p)
@@ -166,6 +147,18 @@ def _plots(out: Path, rows: list[dict[str, Any]], tracks: Sequence[str]) -> list
             ylim=(0, 1),
             title=f"Reliability ({track})",
         )
+        for method, column in METHODS.items():
+            curve = risk_coverage(y, [r[column] for r in part])
+            risk.plot([c for c, _ in curve], [a for _, a in curve], label=method)
+        risk.axhline(0.95, color="grey", lw=0.5)
+        risk.set(
+            xlabel="share of images called (most confident first)",
+            ylabel="accuracy among them",
+            xlim=(0, 1),
+            ylim=(0.4, 1.01),
+            title=f"Risk-coverage ({track})",
+        )
+        risk.legend(loc="lower left")
         name = f"plots-{track}.png"
         fig.tight_layout()
         fig.savefig(out / name, dpi=90)
@@ -220,10 +213,16 @@ def write_report(
         "ECE floor",
         "abstain",
         "acc. decided",
+        "confidently wrong",
+        "coverage at 95%",
         "TN FP FN TP",
     ]
     scored = [(t, m, s) for t, ms in summary["methods"].items() for m, s in ms.items()]
-    scored += [(t, "fusion, grouped CV", s) for t, s in summary.get("cv", {}).items()]
+    scored += [
+        (t, "fusion, leave one source out", s)
+        for t, s in summary.get("loso", {}).items()
+        if t != "all"
+    ]
     body = [
         [
             track,
@@ -236,6 +235,8 @@ def write_report(
             s["ece_floor"],
             s["abstain_rate"],
             s["accuracy_decided"],
+            s["confidently_wrong"],
+            s["coverage_95"],
             " ".join(map(str, s["confusion"])),
         ]
         for track, method, s in scored
@@ -243,11 +244,14 @@ def write_report(
     parts += ["<h2>Methods</h2>", _table(head, body)]
     parts.append(
         "<p>The analyst's figures use the shipped coefficients; when this set is the "
-        "one they were fitted on, they are in-sample. The grouped-CV rows refit the "
-        "fusion with folds grouped by source_repo: the honest estimate.</p>"
+        "one they were fitted on, they are in-sample. The leave-one-source-out rows refit "
+        "the fusion's whole procedure once per source, without it, and predict that "
+        "source: the honest estimate. <i>abstain</i> is the share of images with p_ai in "
+        "the abstain band, <i>acc. decided</i> the accuracy on the rest (selective "
+        "accuracy); <i>confidently wrong</i> the share with p_ai >= 0.85 on a real image "
+        "or <= 0.15 on an AI image; <i>coverage at 95%</i> the largest share of images "
+        "that can be called, most confident first, at 95% accuracy.</p>"
     )
-    if summary.get("cv_repeated"):
-        parts += ["<h3>Grouped CV over several fold assignments</h3>", _spread_table(summary)]
     parts += [f'<img src="{n}" alt="{n}">' for n in _plots(out, rows, tracks)]
     if localisation:
         parts += [
@@ -265,8 +269,29 @@ def write_report(
             parts += [
                 f"<h3>{html.escape(track)}: by {html.escape(column)}</h3>",
                 _table(
-                    [column, "n", "fakes", "accuracy", "mean p_ai"],
-                    [[g["name"], g["n"], g["fakes"], g["accuracy"], g["mean_p_ai"]] for g in table],
+                    [
+                        column,
+                        "n",
+                        "fakes",
+                        "accuracy",
+                        "mean p_ai",
+                        "called",
+                        "acc. called",
+                        "confidently wrong",
+                    ],  # fmt: skip
+                    [
+                        [
+                            g["name"],
+                            g["n"],
+                            g["fakes"],
+                            g["accuracy"],
+                            g["mean_p_ai"],
+                            g["called"],
+                            g["accuracy_called"],
+                            g["confidently_wrong"],
+                        ]  # fmt: skip
+                        for g in table
+                    ],
                 ),
             ]
     if summary["errors"]:

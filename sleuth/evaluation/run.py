@@ -13,32 +13,31 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress
 
-from sleuth.agent.features import (
-    FEATURE_NAMES,
-    GATED_FEATURES,
-    GATED_GROUP,
-    METRIC_FEATURES,
-    PROVENANCE_FEATURES,
-)
+from sleuth.agent.features import FEATURE_NAMES, METRIC_FEATURES
 from sleuth.evaluation import analysis
-from sleuth.evaluation.sources import Sample, read_source
+from sleuth.evaluation.sources import Sample, read_sources
 
 
 def select_features(selection: Sequence[str]) -> list[str]:
-    """Return the features named by ``selection``, in vector order.
+    """Return the pixel-model candidates named by ``selection``, in vector order.
 
-    Each item is a tool (all of its features, ``provenance`` for the two flags), one
-    feature name, or ``at_gen_size`` for every feature gated by the generator-size cell
-    (see :mod:`sleuth.agent.features`).
+    Each item is a tool (all of its candidate features) or one feature name; only
+    features the earned fusion may use are accepted (see
+    :data:`sleuth.evaluation.earned.PIXEL_CANDIDATES` and ``ONE_SIDED``): provenance
+    counts through its rules, and size only through one-sided features.
     """
+    from sleuth.evaluation.earned import ONE_SIDED, PIXEL_CANDIDATES
+
+    allowed = set(PIXEL_CANDIDATES) | set(ONE_SIDED)
+    tool_of = {f.name: f.tool for f in METRIC_FEATURES}
     names = set()
     for item in selection:
-        found = [f.name for f in METRIC_FEATURES if item in (f.tool, f.name)]
-        found += list(PROVENANCE_FEATURES) if item == "provenance" else []
-        found += [item] if item in PROVENANCE_FEATURES else []
-        found += [f.name for f in GATED_FEATURES if item in (GATED_GROUP, f.name)]
+        found = [n for n in allowed if item in (n, tool_of.get(n))]
         if not found:
-            raise ValueError(f"no tool or feature named {item!r}; see sleuth.agent.features")
+            raise ValueError(
+                f"no candidate tool or feature named {item!r}; use tools or features among "
+                f"{', '.join(sorted(allowed))}"
+            )
         names.update(found)
     if not names:
         raise ValueError("no features selected")
@@ -46,36 +45,38 @@ def select_features(selection: Sequence[str]) -> list[str]:
 
 
 def train_from_source(
-    source: Path,
+    sources: Sequence[Path],
     *,
     out: Path,
     version: str,
     features: Sequence[str],
-    c: float,
-    seed: int,
+    c_grid: Sequence[float],
     jobs: int,
     cache: Path | None,
     console: Console,
-    calibration: str = "auto",
-    repeats: int = 1,
 ) -> dict[str, Any]:
-    """Compute features, cross-validate, fit and write the coefficients file.
+    """Compute features on every track, score the procedure out of source, fit and write.
 
-    With ``repeats`` above 1 the CV is repeated over that many distinct fold
-    assignments (``seed``'s first) and their spread is written beside ``seed``'s figures.
+    The leave-one-source-out figures come from :func:`sleuth.evaluation.earned.
+    leave_one_source_out` (the whole fit redone per held-out source); the shipped model
+    from :func:`~sleuth.evaluation.earned.fit_pixel_model` on every row.
     """
+    from sleuth.agent.fusion import ProvenanceRules
+    from sleuth.evaluation.earned import (
+        earned_document,
+        fit_pixel_model,
+        leave_one_source_out,
+    )
     from sleuth.evaluation.features import collect_features
     from sleuth.evaluation.training import (
         TrainingData,
-        coefficients_document,
-        fit_fusion,
-        repeated_cross_validate,
+        require_sklearn,
         scores_by_track,
-        spread_by_track,
         write_coefficients,
     )
 
-    samples = read_source(source)
+    require_sklearn()
+    samples = read_sources(sources)
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("features", total=len(samples))
         rows = collect_features(
@@ -84,23 +85,25 @@ def train_from_source(
     for row in rows:
         if row.error:
             console.print(f"skipped {row.key} ({row.track}): {row.error}")
-    data = TrainingData.from_rows(rows, select_features(features))
-    runs = repeated_cross_validate(
-        data, repeats=max(repeats, 1), c=c, seed=seed, calibration=calibration
+    candidates = select_features(features)
+    data = TrainingData.from_rows(rows, FEATURE_NAMES)
+    rules = ProvenanceRules()
+    with console.status("leave-one-source-out: refitting once per source"):
+        p = leave_one_source_out(data, rules=rules, candidates=candidates, c_grid=c_grid)
+    model = fit_pixel_model(data, candidates=candidates, c_grid=c_grid)
+    console.print(
+        f"pixel model: {', '.join(model.features)}; C {model.c}, temperature slope "
+        f"{model.slope:.3f}, caps {model.cap_ai:.2f} towards AI, {model.cap_real:.2f} towards real"
     )
-    cv = scores_by_track(data, runs[0][1])
-    spread = spread_by_track(data, runs) if repeats > 1 else None
-    fitted = fit_fusion(data, c=c, seed=seed, calibration=calibration)
-    console.print(f"calibration: {fitted.calibration}")
-    document = coefficients_document(
-        fitted,
+    document = earned_document(
+        model,
         version=version,
-        cv=cv,
+        rules=rules,
+        loso=scores_by_track(data, p),
         n_images=len(samples),
         n_groups=len(set(data.groups)),
-        c=c,
-        seed=seed,
-        cv_repeated=spread,
+        candidates=candidates,
+        c_grid=c_grid,
     )
     write_coefficients(document, out)
     return document
@@ -124,7 +127,7 @@ def _analyse_all(
 
 
 def run_evaluation(
-    source: Path,
+    sources: Sequence[Path],
     *,
     tracks: Sequence[str],
     backend: str,
@@ -143,7 +146,7 @@ def run_evaluation(
     """
     from sleuth.evaluation.report import summarise, write_report
 
-    samples = read_source(source)[: limit or None]
+    samples = read_sources(sources)[: limit or None]
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     rows = []
@@ -163,22 +166,20 @@ def run_evaluation(
 
         loc = evaluate_localisation(samples, count=localisation, jobs=jobs)
     summary = summarise(rows, tracks)
-    write_report(out, rows, summary, localisation=loc, seconds=seconds, source=source.name)
+    write_report(
+        out,
+        rows,
+        summary,
+        localisation=loc,
+        seconds=seconds,
+        source=", ".join(str(s) for s in sources),
+    )
     lines = [f"{len(rows)} analyses in {seconds:.0f} s"]
     for track, methods in summary["methods"].items():
         for method, s in methods.items():
-            lines.append(
-                f"{track:9s} {method:18s} AUROC {_f(s['auroc'])}  ECE {_f(s['ece'])} "
-                f"(floor {_f(s['ece_floor'])})  accuracy {_f(s['accuracy'])}  "
-                f"abstain {_f(s['abstain_rate'])}"
-            )
-    for track, s in summary.get("cv", {}).items():
-        lines.append(
-            f"{track:9s} {'grouped CV fusion':18s} AUROC {_f(s['auroc'])}  ECE {_f(s['ece'])} "
-            f"(floor {_f(s['ece_floor'])})"
-        )
-    for track, s in summary.get("cv_repeated", {}).items():
-        lines.append(f"{track:9s} {'grouped CV fusion':18s} {spread_text(s)}")
+            lines.append(f"{track:9s} {method:18s} {scores_text(s)}")
+    for track, s in summary.get("loso", {}).items():
+        lines.append(f"{track:9s} {'fusion, LOSO':18s} {scores_text(s)}")
     if loc is not None:
         lines.append(
             f"localisation: {loc['n']} composites, mean best IoU {_f(loc['mean_iou'])}, "
@@ -187,13 +188,12 @@ def run_evaluation(
     return lines
 
 
-def spread_text(spread: dict[str, Any]) -> str:
-    """One line for a track's repeated-CV spread (see ``spread_by_track``)."""
-    auroc, ece = spread["auroc"], spread["ece"]
+def scores_text(s: dict[str, Any]) -> str:
+    """One line of a method's figures on one track (a ``Scores`` as a dict)."""
     return (
-        f"over {len(spread['seeds'])} fold assignments: "
-        f"AUROC {_f(auroc['mean'])} ({_f(auroc['min'])}-{_f(auroc['max'])})  "
-        f"ECE {_f(ece['mean'])} ({_f(ece['min'])}-{_f(ece['max'])})"
+        f"AUROC {_f(s['auroc'])}  ECE {_f(s['ece'])} (floor {_f(s['ece_floor'])})  "
+        f"accuracy {_f(s['accuracy'])}  confidently wrong {_f(s['confidently_wrong'])}  "
+        f"coverage@95% {_f(s['coverage_95'])}  abstain {_f(s['abstain_rate'])}"
     )
 
 

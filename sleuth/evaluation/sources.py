@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sleuth.tools import SleuthError
@@ -75,6 +76,34 @@ def read_source(source: Path) -> list[Sample]:
         raise EvalSourceError(f"{source} is neither a manifest CSV nor a folder")
     if not samples:
         raise EvalSourceError(f"no labelled images found in {source}")
+    return samples
+
+
+def read_sources(sources: Sequence[Path]) -> list[Sample]:
+    """Read several evaluation sets as one (see :func:`read_source`).
+
+    Keys are prefixed with the set's folder name when more than one set is given, so
+    that they stay unique; a file listed twice (same resolved path) is kept once.
+
+    Raises
+    ------
+    EvalSourceError
+        When any source is missing, malformed or empty, or none is given.
+    """
+    if not sources:
+        raise EvalSourceError("no evaluation source given")
+    if len(sources) == 1:
+        return read_source(sources[0])
+    samples: list[Sample] = []
+    seen: set[Path] = set()
+    for source in sources:
+        prefix = (source.parent if source.is_file() else source).name
+        for sample in read_source(source):
+            resolved = sample.path.resolve()
+            if resolved in seen:
+                continue
+            seen.add(resolved)
+            samples.append(replace(sample, key=f"{prefix}/{sample.key}"))
     return samples
 
 

@@ -6,9 +6,12 @@ import pytest
 
 from sleuth.evaluation.metrics import (
     auroc,
+    confidently_wrong,
+    coverage_at,
     ece_floor,
     expected_calibration_error,
     reliability,
+    risk_coverage,
     score,
 )
 
@@ -55,3 +58,31 @@ def test_ece_floor_is_the_noise_of_calibrated_probabilities():
     assert ece_floor([0.3, 0.6] * 50, seed=1) == ece_floor([0.3, 0.6] * 50, seed=1)
     assert math.isnan(ece_floor([]))
     assert score([0, 1], [0.0, 1.0]).ece_floor == 0.0
+
+
+def test_confidently_wrong_counts_only_confident_calls_on_the_wrong_side():
+    y = [0, 0, 0, 1, 1, 1]
+    p = [0.85, 0.84, 0.99, 0.15, 0.16, 0.95]  # wrong at 0.85, 0.99 (real) and 0.15 (AI)
+    assert confidently_wrong(y, p) == pytest.approx(3 / 6)
+    assert confidently_wrong(y, [0.5] * 6) == 0.0
+    assert math.isnan(confidently_wrong([], []))
+
+
+def test_risk_coverage_calls_the_most_confident_first_and_keeps_ties_together():
+    y = [1, 0, 1, 0, 1]
+    p = [0.99, 0.05, 0.7, 0.7, 0.5]
+    # confidences 0.49, 0.45, 0.2, 0.2, 0.0: two right, then a tie of one right and one
+    # wrong (0.7 on a real), then 0.5 called real on a fake
+    curve = risk_coverage(y, p)
+    assert [c for c, _ in curve] == pytest.approx([0.2, 0.4, 0.8, 1.0])
+    assert [a for _, a in curve] == pytest.approx([1.0, 1.0, 0.75, 0.6])
+    assert coverage_at(y, p, accuracy=0.95) == pytest.approx(0.4)
+    assert coverage_at(y, p, accuracy=0.7) == pytest.approx(0.8)
+    assert coverage_at([1], [0.2], accuracy=0.95) == 0.0
+    assert risk_coverage([], []) == [] and math.isnan(coverage_at([], []))
+
+
+def test_score_reports_the_trust_figures():
+    s = score([0, 0, 1, 1], [0.9, 0.2, 0.8, 0.5])
+    assert s.confidently_wrong == pytest.approx(0.25)
+    assert s.coverage_95 == pytest.approx(0.0)  # the most confident call (0.9) is wrong

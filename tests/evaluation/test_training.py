@@ -1,4 +1,4 @@
-"""Training is deterministic with a seed; its coefficients file applies without scikit-learn."""
+"""The earned fusion's fit: stable features, one-sided size, capped confidence, LOSO."""
 
 import json
 import math
@@ -9,113 +9,143 @@ import pytest
 pytest.importorskip("sklearn")
 
 from sleuth.agent.features import FEATURE_NAMES  # noqa: E402
-from sleuth.agent.fusion import FusionWeights, contributions, fuse  # noqa: E402
+from sleuth.agent.fusion import FusionWeights, ProvenanceRules, contributions, fuse  # noqa: E402
 from sleuth.agent.verdict import Evidence  # noqa: E402
-from sleuth.evaluation import training  # noqa: E402
-from sleuth.evaluation.features import FeatureRow  # noqa: E402
-from sleuth.evaluation.training import (  # noqa: E402
-    TrainingData,
-    choose_calibration,
-    coefficients_document,
-    cross_validate,
-    fit_fusion,
-    repeated_cross_validate,
-    scores_by_track,
-    spread_by_track,
-)
+from sleuth.evaluation import earned  # noqa: E402
+from sleuth.evaluation.features import TRACKS, FeatureRow  # noqa: E402
+from sleuth.evaluation.training import TrainingData, scores_by_track  # noqa: E402
 
-FEATURES = ("provenance_ai", "size_square", "colour_saturation", "noise_sigma")
+CANDIDATES = ("colour_saturation", "noise_sigma", "ela_mean", "size_generator_lossless")
 
 
-def synthetic_rows(seed: int = 0) -> list[FeatureRow]:
-    """Ten sources of eight images each; fakes are more saturated and more often square."""
+def synthetic_rows(seed: int = 0, groups: int = 8) -> list[FeatureRow]:
+    """Sources of ten images on three tracks.
+
+    Fakes are more saturated on every track; ``ela_mean`` points to AI natively and the
+    other way after re-encoding; ``noise_sigma`` is noise; some native fakes sit in a
+    generator frame on a lossless file.
+    """
     rng = np.random.default_rng(seed)
     rows = []
-    for group in range(10):
-        for i in range(8):
+    for group in range(groups):
+        for i in range(10):
             y = int((group + i) % 2 == 0)
-            values = {
-                "provenance_ai": float(y and rng.random() < 0.3),
-                "size_square": float(rng.random() < (0.7 if y else 0.3)),
-                "colour_saturation": float(rng.normal(0.4 + 0.15 * y, 0.1)),
-                "noise_sigma": math.nan if i == 0 else float(rng.normal(2.0, 0.5)),
-            }
-            for track in ("native", "laundered"):
+            for track in TRACKS:
+                flip = 1.0 if track == "native" else -1.0
+                values = {name: math.nan for name in FEATURE_NAMES}
+                values.update(
+                    colour_saturation=float(rng.normal(0.4 + 0.15 * y, 0.1)),
+                    noise_sigma=math.nan if i == 0 else float(rng.normal(2.0, 0.5)),
+                    ela_mean=float(rng.normal(1.0 + flip * 0.8 * y, 0.3)),
+                    size_generator_lossless=float(track == "native" and y and i < 4),
+                    provenance_ai=float(track == "native" and y and i == 4),
+                )
                 rows.append(
                     FeatureRow(
                         key=f"{group}-{i}", track=track, y=y, group=f"g{group}", values=values
-                    )
+                    )  # fmt: skip
                 )
     return rows
 
 
-def test_training_is_deterministic_with_a_seed():
-    data = TrainingData.from_rows(synthetic_rows(), FEATURES)
-    a, b = fit_fusion(data, seed=3), fit_fusion(data, seed=3)
-    assert np.array_equal(a.coefficients, b.coefficients) and a.slope == b.slope
-    assert np.array_equal(cross_validate(data, seed=3), cross_validate(data, seed=3))
+def data(seed=0, groups=8):
+    return TrainingData.from_rows(synthetic_rows(seed, groups), FEATURE_NAMES)
 
 
-def test_the_fit_finds_the_informative_features():
-    data = TrainingData.from_rows(synthetic_rows(), FEATURES)
-    fitted = fit_fusion(data)
-    weight = dict(zip(FEATURES, fitted.coefficients, strict=True))
-    assert weight["colour_saturation"] > 0 and weight["size_square"] > 0
-    assert abs(weight["noise_sigma"]) < weight["colour_saturation"]
-    cv = scores_by_track(data, cross_validate(data))
-    assert cv["native"].auroc > 0.7
+def test_only_features_that_point_the_same_way_on_every_track_are_kept():
+    kept = earned.stable_features(data(), ["colour_saturation", "noise_sigma", "ela_mean"])
+    assert kept == ["colour_saturation"]
 
 
-def test_repeated_cv_uses_distinct_fold_assignments_and_reports_their_spread():
-    data = TrainingData.from_rows(synthetic_rows(), FEATURES)
-    runs = repeated_cross_validate(data, repeats=4, seed=2)
-    assert [seed for seed, _ in runs][0] == 2 and len(runs) == 4
-    assert np.array_equal(runs[0][1], cross_validate(data, seed=2))
-    partitions = set()
-    for seed, _ in runs:
-        members = {}
-        for k, (_, test) in enumerate(training._splits(data.y, data.groups, folds=5, seed=seed)):
-            members[k] = frozenset(data.groups[test])
-        partitions.add(frozenset(members.values()))
-    assert len(partitions) == 4  # no split counted twice
-    spread = spread_by_track(data, runs)
-    eces = [scores_by_track(data, p)["native"].ece for _, p in runs]
-    native = spread["native"]
-    assert native["seeds"] == [seed for seed, _ in runs]
-    assert native["ece"]["mean"] == pytest.approx(np.mean(eces), abs=1e-4)
-    assert native["ece"]["min"] == pytest.approx(min(eces), abs=1e-4)
-    assert native["ece"]["max"] == pytest.approx(max(eces), abs=1e-4)
-    assert max(eces) > min(eces)  # the splits differ
+def test_the_fit_is_deterministic_and_keeps_size_one_sided_and_weak():
+    a = earned.fit_pixel_model(data(), candidates=CANDIDATES)
+    b = earned.fit_pixel_model(data(), candidates=CANDIDATES)
+    assert a.features == b.features and np.array_equal(a.coefficients, b.coefficients)
+    assert a.features == ("size_generator_lossless", "colour_saturation")
+    size = a.features.index("size_generator_lossless")
+    assert a.means[size] == 0.0 and a.coefficients[size] >= 0.0
+    lift = a.slope * a.coefficients[size] / a.scales[size]
+    assert 0.0 < lift <= earned.ONE_SIDED_MAX + 1e-9
+    top = earned.CAP_LEVELS[-1]
+    for cap in (a.cap_ai, a.cap_real):
+        assert math.log(0.6 / 0.4) - 1e-9 <= cap <= math.log(top / (1 - top)) + 1e-9
+
+
+def test_a_one_sided_feature_that_points_to_real_is_dropped():
+    rows = synthetic_rows()
+    flipped = [
+        FeatureRow(r.key, r.track, r.y, r.group,
+                   {**r.values, "size_generator_lossless": float(r.track == "native" and not r.y)})
+        for r in rows
+    ]  # fmt: skip
+    model = earned.fit_pixel_model(
+        TrainingData.from_rows(flipped, FEATURE_NAMES), candidates=CANDIDATES
+    )
+    assert "size_generator_lossless" not in model.features
+
+
+def test_each_cap_is_the_confidence_held_out_decisions_support_on_every_track():
+    rng = np.random.default_rng(1)
+    z = rng.normal(0.0, 3.0, 6000)
+    tracks = np.array(["native", "web"] * 3000)
+    calibrated = (rng.random(6000) < 1 / (1 + np.exp(-z))).astype(int)
+    top, bottom = earned.CAP_LEVELS[-1], earned.CAP_LEVELS[0]
+    logit = lambda q: math.log(q / (1 - q))  # noqa: E731
+    ai, real = earned.choose_caps(calibrated, z, tracks)
+    assert ai == pytest.approx(logit(top)) and real == pytest.approx(logit(top))
+    coin = (rng.random(6000) < 0.5).astype(int)
+    assert earned.choose_caps(coin, z, tracks) == pytest.approx((logit(bottom), logit(bottom)))
+    # right when it says AI, a coin when it says real, on the web track only
+    lopsided = np.where((z < 0) & (tracks == "web"), coin, calibrated)
+    ai, real = earned.choose_caps(lopsided, z, tracks)
+    assert ai == pytest.approx(logit(top)) and real == pytest.approx(logit(bottom))
+
+
+def test_leave_one_source_out_never_sees_the_held_out_source(monkeypatch):
+    seen = []
+    original = earned.fit_pixel_model
+
+    def spy(train, **kwargs):
+        seen.append(set(train.groups))
+        return original(train, **kwargs)
+
+    monkeypatch.setattr(earned, "fit_pixel_model", spy)
+    d = data(groups=6)
+    p = earned.leave_one_source_out(d, candidates=CANDIDATES, c_grid=(0.1,))
+    groups = set(d.groups)
+    assert len(seen) == len(groups)
+    assert all(len(s) == len(groups) - 1 for s in seen)
+    assert {next(iter(groups - s)) for s in seen} == groups
+    scores = scores_by_track(d, p)
+    assert scores["native"].auroc > 0.75 and scores["web"].auroc > 0.6
+    declared = d.x[:, d.features.index("provenance_ai")] == 1
+    assert (p[declared] > 0.95).all()
 
 
 def test_the_coefficients_file_reproduces_the_fitted_probabilities():
-    data = TrainingData.from_rows(synthetic_rows(), FEATURES)
-    fitted = fit_fusion(data)
-    cv = scores_by_track(data, cross_validate(data))
-    doc = coefficients_document(
-        fitted, version="test-v1", cv=cv, n_images=80, n_groups=10, c=0.1, seed=0
-    )
+    d = data()
+    model = earned.fit_pixel_model(d, candidates=CANDIDATES)
+    rules = ProvenanceRules()
+    doc = earned.earned_document(
+        model, version="test-v1", rules=rules, loso={}, n_images=80, n_groups=8,
+        candidates=CANDIDATES, c_grid=earned.C_GRID,
+    )  # fmt: skip
     weights = FusionWeights.from_dict(json.loads(json.dumps(doc)))
-    row = synthetic_rows()[5]
-    evidence = [
-        Evidence(id="E1", tool="provenance", summary="-", kind="provenance", score=None),
-        Evidence(id="E2", tool="dimensions", summary="-", metrics={"square": True}),
-        Evidence(
-            id="E3",
-            tool="colour",
-            summary="-",
-            metrics={"saturation_mean": row.values["colour_saturation"]},
-        ),
-        Evidence(
-            id="E4", tool="noise", summary="-", metrics={"noise_sigma": row.values["noise_sigma"]}
-        ),
-    ]
-    x = np.array([[0.0, 1.0, row.values["colour_saturation"], row.values["noise_sigma"]]])
-    assert fuse(evidence, weights=weights) == pytest.approx(float(fitted.predict(x)[0]))
-    parts = contributions(evidence, weights)
-    assert set(parts) == {"E1", "E2", "E3", "E4"}
-    total = weights.model.bias + sum(parts.values())
-    assert fuse(evidence, weights=weights) == pytest.approx(1 / (1 + math.exp(-total)))
+    for saturation, lossless in ((0.2, False), (0.55, True), (0.9, True)):
+        evidence = [
+            Evidence(id="E1", tool="provenance", summary="-", kind="provenance"),
+            Evidence(id="E2", tool="dimensions", summary="-",
+                     metrics={"sides_multiple": True, "lossless": lossless}),
+            Evidence(id="E3", tool="colour", summary="-",
+                     metrics={"saturation_mean": saturation}),
+        ]  # fmt: skip
+        assert model.features == ("size_generator_lossless", "colour_saturation")
+        x = np.array([[float(lossless), saturation]])
+        want = 1 / (1 + math.exp(-float(model.decision(x)[0])))
+        assert fuse(evidence, weights=weights) == pytest.approx(want, abs=1e-5)  # 6 digits kept
+        parts = contributions(evidence, weights)
+        total = weights.model.bias + sum(parts.values())
+        assert fuse(evidence, weights=weights) == pytest.approx(1 / (1 + math.exp(-total)))
 
 
 def test_regional_evidence_is_not_a_feature():
@@ -126,24 +156,10 @@ def test_regional_evidence_is_not_a_feature():
     assert fuse([whole, regional], weights=weights) == fuse([whole], weights=weights)
 
 
-def test_the_shipped_file_is_a_fitted_model_over_known_features():
+def test_the_shipped_file_is_an_earned_fusion_over_known_features():
     weights = FusionWeights.load()
-    assert weights.model is not None and weights.version == "lr-v5"
-    assert set(weights.model.features) <= set(FEATURE_NAMES)
+    assert weights.model is not None and weights.version == "lr-v6"
+    assert weights.provenance is not None
+    assert weights.model.cap_ai is not None and weights.model.cap_real is not None
+    assert set(weights.model.features) <= set(earned.PIXEL_CANDIDATES) | set(earned.ONE_SIDED)
     assert FusionWeights.load("fusion-hand-v1.json").model is None  # the old file still loads
-
-
-def test_the_calibration_is_chosen_on_cross_fitted_decisions():
-    rng = np.random.default_rng(0)
-    decision = rng.normal(0.0, 3.0, 4000)
-    fold = np.arange(4000) % 5
-    calibrated = (rng.random(4000) < 1 / (1 + np.exp(-decision))).astype(int)
-    assert choose_calibration(decision, calibrated, fold) == "identity"
-    overconfident = (rng.random(4000) < 1 / (1 + np.exp(-decision / 3))).astype(int)
-    assert choose_calibration(decision, overconfident, fold) in {"platt", "platt-slope"}
-    data = TrainingData.from_rows(synthetic_rows(), FEATURES)
-    fitted = fit_fusion(data, calibration="platt-slope")
-    assert fitted.calibration == "platt-slope" and fitted.offset == 0.0 and fitted.slope > 0
-    assert fit_fusion(data, calibration="identity").slope == 1.0
-    with pytest.raises(ValueError, match="unknown calibration"):
-        fit_fusion(data, calibration="isotonic-ish")

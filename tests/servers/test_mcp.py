@@ -1,6 +1,7 @@
 """The MCP server in-process, through the real mcp Client: schemas, verdicts, follow-ups, errors."""
 
 import base64
+import json
 import re
 import threading
 
@@ -10,9 +11,11 @@ from mcp import Client
 from pydantic import BaseModel, ConfigDict
 
 from sleuth.agent.verdict import Answer, Case, Verdict
+from sleuth.agent.weighing import NOT_COUNTED, effects
 from sleuth.servers.inputs import InputPolicy
-from sleuth.servers.mcp import create_server
+from sleuth.servers.mcp import _verdict_text, create_server
 from sleuth.tools import ToolRegistry, ToolResult, forensic_tool
+from tests.agent.test_weighing import mixed_verdict
 from tests.servers.mcp_client import error_text, png_of, run
 
 CASE_ID = re.compile(r"^[0-9a-f]{16}-[0-9a-f]{8}$")
@@ -72,9 +75,24 @@ def test_analyze_image_gives_a_verdict_an_annotated_image_and_progress(server_fo
     [text, image] = result.content
     assert verdict.case_id in text.text
     assert png_of(image, "image/jpeg").size == (640, 480)  # the composite, annotated at full size
+    shown = json.loads(text.text)["evidence"]  # largest effect first, in the cards' words
+    assert sorted(e["id"] for e in shown) == sorted(e.id for e in verdict.evidence)
+    sizes = [abs(verdict.contributions.get(e["id"], 0.0)) for e in shown]
+    assert sizes == sorted(sizes, reverse=True)
     assert len(progress) == len(verdict.steps)  # one notification per step, in order
     assert [d for d, _ in progress] == list(range(1, len(progress) + 1))
     assert any("survey" in m for _, m in progress)
+
+
+def test_the_verdict_text_gives_each_effect_on_p_ai_largest_first():
+    verdict = mixed_verdict()
+    shown = json.loads(_verdict_text(verdict))["evidence"]
+    assert [e["id"] for e in shown] == ["E2", "E4", "E5", "E3", "E1"]
+    found = effects(verdict.evidence, verdict.contributions)
+    assert [e["effect_on_p_ai"] for e in shown] == [found[e["id"]].words for e in shown]
+    spectrum = shown[-1]  # its own reading is "ai, score 1.0"; the fusion gives it no term
+    assert spectrum["effect_on_p_ai"] == NOT_COUNTED and spectrum["log_odds"] is None
+    assert [e["log_odds"] for e in shown[:4]] == [verdict.contributions[e["id"]] for e in shown[:4]]
 
 
 @pytest.mark.slow

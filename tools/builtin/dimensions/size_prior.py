@@ -7,6 +7,7 @@ import math
 from pydantic import BaseModel, ConfigDict, Field
 
 from sleuth.tools.base import Finding, ToolContext, ToolResult, forensic_tool
+from sleuth.tools.builtin.provenance.tool import is_lossless
 from sleuth.tools.image import LoadedImage
 
 
@@ -63,7 +64,8 @@ def size_prior(width: int, height: int, *, multiple: int = 64) -> dict[str, floa
     "(sides that are multiples of 64, square frames such as 512x512 or 1024x1024) or of "
     "camera frames.",
     caveat="Crops, resizes and upscalers change the size; many web photos are square too. "
-    "A prior, not proof, and it counts only through the trained fusion.",
+    "A prior, not proof: a generator's size on a losslessly stored file is weak evidence "
+    "of generation, and no size is ever evidence of a real capture.",
     score_meaning="No score of its own: the metrics enter the trained fusion.",
     cost="cheap",
     regional=False,
@@ -72,6 +74,7 @@ def dimensions(image: LoadedImage, params: DimensionsParams, ctx: ToolContext) -
     """Report the size prior's figures for the whole image."""
     del ctx  # no artifacts
     prior = size_prior(image.width, image.height, multiple=params.multiple)
+    prior["lossless"] = is_lossless(image)
     typical = prior["sides_multiple"]
     summary = (
         f"{image.width}x{image.height} pixels: "
