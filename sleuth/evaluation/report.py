@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -71,13 +72,32 @@ def _breakdown(rows: list[dict[str, Any]], column: str) -> list[dict[str, Any]]:
     return out
 
 
+def shipped_training() -> dict[str, Any]:
+    """Return the shipped coefficients file's training settings (candidates, C grid).
+
+    Files from before the earned fusion have none; the procedure's defaults stand in.
+    """
+    from importlib import resources
+
+    from sleuth.agent.fusion import DEFAULT_WEIGHTS
+    from sleuth.evaluation.earned import C_GRID, ONE_SIDED, PIXEL_CANDIDATES
+
+    text = resources.files("sleuth.agent").joinpath("weights", DEFAULT_WEIGHTS).read_text()
+    training = json.loads(text).get("training", {})
+    return {
+        "candidates": training.get("candidates", list(PIXEL_CANDIDATES + ONE_SIDED)),
+        "C_grid": training.get("C_grid", list(C_GRID)),
+    }
+
+
 def leave_one_source_out(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Refit the shipped fusion's procedure with each source held out, on these rows.
 
     Every source (``source_repo``) is predicted by the procedure of
-    :func:`sleuth.evaluation.earned.fit_pixel_model` run on the other sources' rows (all
-    tracks of an image stay together), with the provenance rules added: the honest
-    estimate of how the fusion does on a source it never saw.
+    :func:`sleuth.evaluation.earned.fit_pixel_model`, with the shipped file's candidates
+    and C grid, run on the other sources' rows (all tracks of an image stay together),
+    with the provenance rules added: the honest estimate of how the fusion does on a
+    source it never saw.
 
     Returns
     -------
@@ -106,8 +126,9 @@ def leave_one_source_out(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for label in (0, 1):
         if len(set(data.groups[data.y == label])) < 2:
             return {}
+    training = shipped_training()
     try:
-        p = loso(data)
+        p = loso(data, candidates=training["candidates"], c_grid=training["C_grid"])
     except ImportError:
         return {}
     return {t: asdict(s) for t, s in scores_by_track(data, p).items()}

@@ -12,8 +12,10 @@ from PIL import Image
 
 pytest.importorskip("sklearn")
 
+from sleuth.agent.evidence import to_evidence  # noqa: E402
 from sleuth.agent.features import FEATURE_NAMES  # noqa: E402
 from sleuth.agent.fusion import DEFAULT_WEIGHTS, FusionWeights, fuse  # noqa: E402
+from sleuth.agent.state import CaseView  # noqa: E402
 from sleuth.agent.verdict import Evidence, label_for  # noqa: E402
 from sleuth.evaluation.earned import fit_pixel_model, leave_one_source_out  # noqa: E402
 from sleuth.evaluation.features import collect_features  # noqa: E402
@@ -82,21 +84,11 @@ def test_forged_exif_and_tiny_crops_never_turn_an_ai_verdict_into_real(shared_sa
 
 
 def _p_ai(data: bytes) -> float:
+    """The analyst's fused probability from the survey (regional re-runs add no terms)."""
     registry = ToolRegistry.discover()
-    image = load_image(data)
-    findings = [f for r in run_survey(registry, image).results.values() for f in r.findings]
-    evidence = [
-        Evidence(
-            id=f"E{i}",
-            tool=f.tool,
-            summary=f.summary,
-            score=f.score,
-            direction=f.direction,
-            kind=f.kind,
-            metrics=f.metrics,
-        )  # fmt: skip
-        for i, f in enumerate(findings, start=1)
-    ]
+    evidence: list[Evidence] = []
+    for result in run_survey(registry, load_image(data)).results.values():
+        evidence += to_evidence(result, CaseView({}), offset=len(evidence), region=None, step=0)
     return fuse(evidence)
 
 
