@@ -4,7 +4,9 @@ State keeps images as references (``{"type": "sleuth_image", "ref": ...}``: ``im
 for the case's image, else an artifact's file name), so checkpoints stay small; a
 backend turns them into data URLs at the model's input resolution when it calls the
 model. Everything a tool or the file says is wrapped as untrusted data before it
-reaches a prompt.
+reaches a prompt, and every piece of text from outside the code (tool output, file
+text, the investigator's question, a tool's error, earlier answers) passes through
+:func:`fence` on its way into a message.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any
@@ -28,7 +31,24 @@ from sleuth.tools.base import png_bytes
 IMAGE_PART = "sleuth_image"
 CASE_IMAGE = "image"
 WRAPPER_TAG = "untrusted-data"
+# longest text fence() lets through, per kind of field (characters)
 MAX_METRIC_CHARS = 200
+MAX_KEY_CHARS = 60
+MAX_SUMMARY_CHARS = 600
+MAX_CAVEAT_CHARS = 300
+MAX_BLOCK_CHARS = 6000
+MAX_QUESTION_CHARS = 2000
+MAX_ERROR_CHARS = 600
+MAX_ANSWER_CHARS = 8000
+SHOWN_OPEN, SHOWN_CLOSE = "\u2039", "\u203a"
+"""How angle brackets in fenced text are shown: single guillemets, never a tag's ``<``/``>``."""
+_OPENING_ANGLES = "<\u02c2\u1438\u2039\u2329\u276e\u27e8\u29fc\u3008\ufe64\uff1c"
+_CLOSING_ANGLES = ">\u02c3\u1433\u203a\u232a\u276f\u27e9\u29fd\u3009\ufe65\uff1e"
+_ANGLES = str.maketrans(
+    dict.fromkeys(_OPENING_ANGLES, SHOWN_OPEN) | dict.fromkeys(_CLOSING_ANGLES, SHOWN_CLOSE)
+)
+_ANGLE_ENTITY = re.compile(r"&(?:(lt|#0*60|#x0*3c)|gt|#0*62|#x0*3e);?", re.IGNORECASE)
+CUT_MARK = "..."
 OMITTED_IMAGE = "(an earlier image is left out here: the model takes only a few per request)"
 QUOTED_BOX = re.compile(r"\((\d+), (\d+), (\d+), (\d+)\)")
 
@@ -47,12 +67,75 @@ def text_part(text: str) -> dict[str, str]:
     return {"type": "text", "text": text}
 
 
+def fence(text: str, limit: int) -> str:
+    r"""Make outside text safe to put in a prompt: one bounded line with no tag in it.
+
+    Every string that did not come from sleuth's own code passes through here before it
+    reaches a model message: each field of a tool's evidence (much of it read from the
+    file's EXIF, XMP, PNG text or C2PA manifest), the wrapped block as a whole, the
+    investigator's question, a tool's error and earlier assistant turns.
+
+    The rules, and why:
+
+    - **No angle bracket survives.** ``<`` and ``>``, the look-alikes a model may read as
+      one (fullwidth ``＜``, small ``﹤``, ``〈``, ``⟨``, ``❮``, ``˂``, ...) and their HTML
+      entities (``&lt;``, ``&#60;``, ``&#x3e;``) are shown as ``‹`` and ``›``. Text without
+      ``<`` cannot spell the closing tag of the ``<untrusted-data>`` wrapper in any case,
+      spacing or spelling (``</UNTRUSTED-DATA>``, ``< /untrusted-data>``,
+      ``</untrusted-data   >``), cannot open a second wrapper, and cannot spell a chat
+      template's control token (``<|im_start|>``, ``<start_of_turn>``) that a server or the
+      transformers backend would tokenise as a real role boundary. Matching tag spellings
+      instead would be a blacklist that the next spelling slips past.
+    - **Compatibility forms are folded** (Unicode NFKC) before the brackets are replaced,
+      so fullwidth and other compatibility letters and brackets are judged as the
+      characters they stand for.
+    - **One line.** Every line or paragraph separator (``\n``, ``\r``, U+2028, U+2029,
+      U+0085, vertical tab, form feed, the ASCII record separators) and every other run of
+      white space becomes one space, so a field cannot start a line that looks like a new
+      speaker ("SYSTEM: ignore previous instructions").
+    - **No invisible characters.** Control, format (zero-width, bidirectional overrides),
+      surrogate, private-use and unassigned code points are dropped.
+    - **Bounded.** At most ``limit`` characters; a longer text is cut and ends in
+      ``...``. Only the first ``4 * limit`` characters are read at all.
+
+    A per-request random tag name was considered and not used: it would make every prompt
+    and every stored case differ from run to run (no server prefix cache, no reproducible
+    case), while text without brackets cannot form a tag of any name. The function is
+    idempotent.
+
+    Parameters
+    ----------
+    text : str
+        Text from outside the code.
+    limit : int
+        Longest result, in characters (at least 4).
+
+    Returns
+    -------
+    str
+        The text on one line, without ``<``, ``>`` or their look-alikes.
+    """
+    visible = "".join(
+        " " if c.isspace() else c
+        for c in text[: limit * 4]
+        if c.isspace() or unicodedata.category(c)[0] != "C"
+    )
+    folded = unicodedata.normalize("NFKC", visible)
+    folded = _ANGLE_ENTITY.sub(lambda m: SHOWN_OPEN if m.group(1) else SHOWN_CLOSE, folded)
+    flat = " ".join(folded.translate(_ANGLES).split())
+    if len(flat) <= limit:
+        return flat
+    return flat[: limit - len(CUT_MARK)].rstrip() + CUT_MARK
+
+
 def untrusted(text: str, source: str) -> str:
-    """Wrap ``text`` as untrusted data; the text cannot close or forge the wrapper."""
-    safe = text.replace(f"<{WRAPPER_TAG}", f"<\u200b{WRAPPER_TAG}")
-    safe = safe.replace(f"</{WRAPPER_TAG}", f"</\u200b{WRAPPER_TAG}")
-    source = "".join(c for c in source if c.isalnum() or c in "_-")
-    return prompts.render("untrusted", source=source, text=safe)
+    """Wrap ``text`` as untrusted data; the text cannot close or forge the wrapper.
+
+    The text goes through :func:`fence` (one line, no angle brackets, at most
+    :data:`MAX_BLOCK_CHARS`), so the wrapper's own closing tag is the only one in the block.
+    """
+    source = "".join(c for c in source if c.isalnum() or c in "_-")[:MAX_KEY_CHARS]
+    return prompts.render("untrusted", source=source, text=fence(text, MAX_BLOCK_CHARS))
 
 
 def evidence_text(items: Iterable[Evidence], frame: BoxFrame) -> str:
@@ -61,15 +144,18 @@ def evidence_text(items: Iterable[Evidence], frame: BoxFrame) -> str:
     for item in items:
         shown = {
             "id": item.id,
-            "tool": item.tool,
+            "tool": fence(item.tool, MAX_KEY_CHARS),
             "region": _box_text(item.region, frame) if item.region else None,
             "score": item.score,
             "direction": item.direction,
             "kind": item.kind,
-            "summary": reframe(item.summary, frame),
+            "summary": fence(reframe(item.summary, frame), MAX_SUMMARY_CHARS),
             "boxes": [_box_text(b, frame) for b in item.boxes[:8]],
-            "caveats": item.caveats[:4],
-            "metrics": [(k, str(v)[:MAX_METRIC_CHARS]) for k, v in item.metrics.items()][:12],
+            "caveats": [fence(c, MAX_CAVEAT_CHARS) for c in item.caveats[:4]],
+            "metrics": [
+                (fence(k, MAX_KEY_CHARS), fence(str(v), MAX_METRIC_CHARS))
+                for k, v in list(item.metrics.items())[:12]
+            ],
         }
         blocks.append(untrusted(prompts.render("evidence", items=[shown]), item.tool))
     return "\n".join(blocks) if blocks else "(none)"
@@ -113,7 +199,7 @@ def opening_message(
     )
     text = prompts.render(
         "case_opening",
-        question=question,
+        question=fence(question, MAX_QUESTION_CHARS) if question else None,
         width=frame.width,
         height=frame.height,
         file_format=file_format,
@@ -136,7 +222,7 @@ def tool_message(
     """Return the message answering one tool call: its evidence and crops, or the error."""
     text = prompts.render(
         "tool_result",
-        error=error,
+        error=fence(error, MAX_ERROR_CHARS) if error else error,
         evidence=evidence_text(evidence or [], frame),
         crops=bool(crops),
     )
@@ -144,6 +230,17 @@ def tool_message(
     content += [image_part(ref) for ref in crops or []]
     return ToolMessage(
         content=content, tool_call_id=call_id, name=name, status="error" if error else "success"
+    )
+
+
+def followup_message(question: str) -> HumanMessage:
+    """Return the message that opens a follow-up question on a concluded case.
+
+    The question is the investigator's, so it stays outside any untrusted wrapper, but
+    it goes through :func:`fence` like file text: it cannot forge a wrapper either.
+    """
+    return HumanMessage(
+        content=prompts.render("followup", question=fence(question, MAX_QUESTION_CHARS))
     )
 
 
@@ -179,15 +276,22 @@ def to_openai(
     for message in messages:
         content = _content(message.content, resolve, keep)
         if isinstance(message, AIMessage):
-            # no text beside tool calls is null, not "": servers render "" as an empty line
-            text = _flat_text(content) or (None if message.tool_calls else "")
+            # no text beside tool calls is null, not "": servers render "" as an empty line;
+            # an earlier answer may quote evidence (the offline analyst's do), so it is fenced,
+            # and so are the calls' names and strings, which a chat template renders as text
+            text = fence(_flat_text(content), MAX_ANSWER_CHARS) or (
+                None if message.tool_calls else ""
+            )
             entry: dict[str, Any] = {"role": "assistant", "content": text}
             if message.tool_calls:
                 entry["tool_calls"] = [
                     {
                         "id": call["id"],
                         "type": "function",
-                        "function": {"name": call["name"], "arguments": json.dumps(call["args"])},
+                        "function": {
+                            "name": fence(call["name"], MAX_KEY_CHARS),
+                            "arguments": json.dumps(_fenced(call["args"])),
+                        },
                     }
                     for call in message.tool_calls
                 ]
@@ -197,6 +301,17 @@ def to_openai(
         else:
             out.append({"role": "user", "content": content})
     return out
+
+
+def _fenced(value: Any) -> Any:
+    """Fence every string in a tool call's arguments; numbers and structure stay as they are."""
+    if isinstance(value, str):
+        return fence(value, MAX_ANSWER_CHARS)
+    if isinstance(value, dict):
+        return {fence(str(k), MAX_ANSWER_CHARS): _fenced(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_fenced(v) for v in value]
+    return value
 
 
 def _images_to_keep(messages: list[AnyMessage], limit: int | None) -> set[int]:

@@ -192,7 +192,7 @@ class Investigation:
     def follow_up(self, state: CaseState) -> dict[str, Any]:
         """Open a follow-up question on a concluded case."""
         question = state.get("question") or "Summarise the evidence."
-        opening = HumanMessage(content=prompts.render("followup", question=question))
+        opening = msg.followup_message(question)
         return {
             "mode": "followup",
             "question": question,

@@ -4,7 +4,8 @@ Case state (messages, evidence, steps, verdict) lives in a checkpointer keyed by
 id (the LangGraph thread id): SQLite in the user data directory by default, Postgres when
 the setting is a ``postgres://`` URL. Images are kept once per sha256 beside it, and each
 case's artifacts (heatmaps, crops) in a folder named after the case, so a follow-up in
-a new process finds everything again.
+a new process finds everything again. Folders sleuth creates are private (0700), files too
+(0600).
 """
 
 from __future__ import annotations
@@ -12,21 +13,23 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import sqlite3
-import time
+import shutil
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
 
 from sleuth.tools import ImageLimits, LoadedImage, SleuthError, load_image
 
-CASE_ID = re.compile(r"^[0-9a-f]{16}-[0-9a-f]{8}$")
-SHA256 = re.compile(r"^[0-9a-f]{64}$")
-SQLITE_WAIT = 30.0  # seconds a connection waits for another writer
-ARTIFACT_FILE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,127}\.png$")
+CASE_ID = re.compile(r"^[0-9a-f]{16}-[0-9a-f]{8}\Z")
+SHA256 = re.compile(r"^[0-9a-f]{64}\Z")
+ARTIFACT_FILE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,127}\.png\Z")
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+IMAGE_SUFFIX = ".img"
 
 
 class UnknownCaseError(SleuthError, KeyError):
@@ -34,6 +37,13 @@ class UnknownCaseError(SleuthError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "unknown case"
+
+
+class CaseStoreError(SleuthError, RuntimeError):
+    """The case store cannot be used: unreadable, full, or over its quota.
+
+    The message names the file or setting and says what to do.
+    """
 
 
 def new_case_id(image_id: str) -> str:
@@ -51,27 +61,68 @@ def check_case_id(case_id: str) -> str:
     return case_id
 
 
+def private_dir(path: Path) -> Path:
+    """Create ``path`` and any missing parents as private folders (0700); return it."""
+    path = Path(path)
+    if not path.is_dir():
+        if not path.parent.is_dir():
+            private_dir(path.parent)
+        try:
+            os.mkdir(path, PRIVATE_DIR)
+        except FileExistsError:
+            pass
+    return path
+
+
+def tighten(path: Path, mode: int) -> None:
+    """Set ``mode`` on an existing file or folder of ours that is open to others."""
+    try:
+        if stat.S_IMODE(path.stat().st_mode) & 0o077:
+            path.chmod(mode)
+    except OSError:  # missing, or someone else's: leave it
+        pass
+
+
 class CaseFiles:
     """Images and artifacts of cases, under one root folder.
 
     Parameters
     ----------
     root : Path
-        Created on first write.
+        Created (0700) on first write.
     """
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
 
+    @property
+    def images_dir(self) -> Path:
+        """The folder of stored images (``images/<2 hex>/<sha256>.img``)."""
+        return self.root / "images"
+
+    @property
+    def cases_dir(self) -> Path:
+        """The folder of the cases' artifact folders."""
+        return self.root / "cases"
+
     def save_image(self, image: LoadedImage) -> None:
-        """Keep the image's bytes (once per sha256)."""
-        path = self._image_path(image.sha256)
-        if path.exists():
+        """Keep the image's bytes (once per sha256); an image already kept is marked used."""
+        path = self.image_path(image.sha256)
+        try:
+            os.utime(path)  # in use again: retention spares recently used files
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
+        except FileNotFoundError:
+            pass
+        private_dir(path.parent)
         partial = path.with_suffix(f".{secrets.token_hex(4)}.part")
-        partial.write_bytes(image.raw)
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
+        with os.fdopen(descriptor, "wb") as out:
+            out.write(image.raw)
         os.replace(partial, path)
+
+    def has_image(self, image_id: str) -> bool:
+        """Tell whether an image with this sha256 is stored."""
+        return bool(SHA256.match(image_id or "")) and self.image_path(image_id).is_file()
 
     def load_image(self, image_id: str, limits: ImageLimits | None = None) -> LoadedImage:
         """Load a stored image by sha256.
@@ -83,14 +134,18 @@ class CaseFiles:
         """
         if not SHA256.match(image_id or ""):
             raise UnknownCaseError(f"{image_id!r} is not an image id (a sha256 in hex)")
-        path = self._image_path(image_id)
+        path = self.image_path(image_id)
         if not path.is_file():
             raise UnknownCaseError(f"image {image_id[:16]}... is not in the case store {self.root}")
         return load_image(path.read_bytes(), limits=limits)
 
+    def image_path(self, image_id: str) -> Path:
+        """Return where the image with this sha256 is (or would be) kept."""
+        return self.images_dir / image_id[:2] / f"{image_id}{IMAGE_SUFFIX}"
+
     def artifact_dir(self, case_id: str) -> Path:
         """Return the folder for a case's artifacts."""
-        return self.root / "cases" / check_case_id(case_id)
+        return self.cases_dir / check_case_id(case_id)
 
     def artifact_path(self, case_id: str, name: str) -> Path:
         """Return the path of an artifact file of a case; reject names that could escape."""
@@ -98,8 +153,46 @@ class CaseFiles:
             raise UnknownCaseError(f"{name!r} is not an artifact file name")
         return self.artifact_dir(case_id) / name
 
-    def _image_path(self, image_id: str) -> Path:
-        return self.root / "images" / image_id[:2] / f"{image_id}.img"
+    def open_case(self, case_id: str) -> None:
+        """Create a case's artifact folder (0700) and mark the case as in use now."""
+        folder = private_dir(self.artifact_dir(case_id))
+        os.utime(folder)
+
+    def seal_case(self, case_id: str) -> None:
+        """Make every artifact file of a case private (0600) once a run has written them."""
+        for path in _files(self.artifact_dir(case_id)):
+            tighten(path, PRIVATE_FILE)
+
+    def tighten(self) -> None:
+        """Make the image and artifact folders private, also when made by an older sleuth."""
+        for folder in (self.images_dir, self.cases_dir):
+            tighten(folder, PRIVATE_DIR)
+
+    def remove_case(self, case_id: str) -> None:
+        """Delete a case's artifact folder (nothing else)."""
+        shutil.rmtree(self.artifact_dir(case_id), ignore_errors=True)
+
+    def remove_image(self, image_id: str) -> None:
+        """Delete a stored image (callers check that no case refers to it)."""
+        self.image_path(image_id).unlink(missing_ok=True)
+
+
+def folder_bytes(path: Path) -> int:
+    """Return the bytes of the files directly inside ``path`` (0 when it is missing)."""
+    total = 0
+    for entry in _files(path):
+        try:
+            total += entry.stat().st_size
+        except OSError:  # removed meanwhile
+            pass
+    return total
+
+
+def _files(path: Path) -> list[Path]:
+    try:
+        return [Path(e.path) for e in os.scandir(path) if e.is_file(follow_symlinks=False)]
+    except OSError:
+        return []
 
 
 def is_postgres(url: str) -> bool:
@@ -121,6 +214,12 @@ def open_checkpointer(target: str | Path) -> Iterator[BaseCheckpointSaver]:
     ------
     BaseCheckpointSaver
         Set up (tables created) and closed on exit.
+
+    Raises
+    ------
+    CaseStoreError
+        When the SQLite file is not a database, is damaged, or cannot be read or written,
+        also while it is in use: one line naming the file and what to do.
     """
     text = str(target)
     if is_postgres(text):
@@ -134,36 +233,18 @@ def open_checkpointer(target: str | Path) -> Iterator[BaseCheckpointSaver]:
             saver.setup()
             yield saver
         return
-    path = Path(text).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    connection = sqlite3.connect(path, check_same_thread=False, timeout=SQLITE_WAIT)
-    try:
-        _use_wal(connection)
-        # WAL + NORMAL: no fsync per checkpoint; an application crash loses nothing, a power
-        # cut at most the last steps (the case stays resumable from an earlier checkpoint).
-        connection.execute("PRAGMA synchronous=NORMAL")
-        saver = SqliteSaver(connection)
-        saver.setup()
+    from sleuth.agent.sqlite_store import open_sqlite
+
+    with open_sqlite(Path(text).expanduser()) as saver:
         yield saver
-    finally:
-        connection.close()
 
 
-def _use_wal(connection: sqlite3.Connection) -> None:
-    """Put the database in WAL mode, waiting out other connections doing the same.
-
-    Switching the journal mode does not wait on SQLite's busy handler: two processes
-    opening a new store at once would otherwise see "database is locked" at once.
-    """
-    deadline = time.monotonic() + SQLITE_WAIT
-    while True:
-        mode = connection.execute("PRAGMA journal_mode").fetchone()[0]
-        if mode.lower() == "wal":
-            return
-        try:
-            connection.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as err:
-            if "locked" not in str(err) or time.monotonic() > deadline:
-                raise SleuthError(f"the case store could not be opened: {err}") from err
-            time.sleep(0.05)
+def latest_checkpoints(checkpointer: BaseCheckpointSaver) -> dict[str, CheckpointTuple]:
+    """Return the latest top-level checkpoint of every thread (case) in the store."""
+    latest: dict[str, Any] = {}
+    for item in checkpointer.list(None):
+        thread = item.config["configurable"].get("thread_id")
+        if thread and item.config["configurable"].get("checkpoint_ns", "") == "":
+            if thread not in latest or item.checkpoint["ts"] > latest[thread].checkpoint["ts"]:
+                latest[thread] = item
+    return latest

@@ -12,11 +12,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
-from sleuth.servers.http import check_binding, http_app, read_token
+from sleuth.servers.http import check_binding, http_app, read_token, run_http
 from sleuth.servers.inputs import InputPolicy
 from sleuth.settings import Settings
 
 Transport = Literal["stdio", "http"]
+
+
+SWITCH_INTERVAL = 0.0005
+"""Seconds a thread may hold the GIL while another waits (CPython's default: 0.005)."""
 
 
 def serve(
@@ -81,11 +85,13 @@ def serve(
         allow_urls=allow_urls,
     )
     server = create_server(settings=settings, policy=policy, running=running, waiting=waiting)
+    # Analyses run in threads; the event loop answering everyone else needs the GIL for
+    # many short steps per request, each of which waited up to the default 5 ms switch
+    # interval behind an analysis thread (a cheap call took 4 s beside two analyses).
+    sys.setswitchinterval(SWITCH_INTERVAL)
     if transport == "stdio":
         server.run("stdio")
         return
-    import uvicorn
-
     app = http_app(
         server,
         host=host,
@@ -94,7 +100,7 @@ def serve(
         max_body_bytes=max_base64 * 4 // 3 + 1024 * 1024,
     )
     print(f"sleuth MCP server on http://{host}:{port}/mcp", file=sys.stderr, flush=True)
-    uvicorn.run(app, host=host, port=port, log_level=log_level.lower())
+    run_http(app, host=host, port=port, settings=settings, log_level=log_level)
 
 
 def main() -> None:

@@ -3,7 +3,8 @@
 Each takes the image (``path``, ``image_base64`` or ``url``), an optional ``box`` in original
 pixels (for tools that can look at a region) and the tool's own ``params`` object, whose
 schema is the tool's params model. It returns the :class:`~sleuth.tools.ToolResult` as
-structured content and the tool's artifacts (heatmaps, spectra, crops) as PNG images.
+structured content (string metrics, read from the file, marked ``{"untrusted": ...}``) and
+the tool's artifacts (heatmaps, spectra, crops) as PNG images.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from PIL import Image
 from pydantic import Field, ValidationError
 
 from sleuth.servers.inputs import InputPolicy, read_source
+from sleuth.servers.untrusted import NOTE, MarkedToolResult, mark
 from sleuth.settings import Settings
 from sleuth.tools import Box, ToolRegistry, load_image
 from sleuth.tools.base import ToolResult, ToolSpec, png_bytes
@@ -71,7 +73,7 @@ def add_forensic_tools(
             _tool_function(spec, registry, policy, settings, work),
             name=spec.name,
             title=spec.name.replace("_", " ").capitalize(),
-            description=spec.description,
+            description=f"{spec.description}\n\n{NOTE}",
             annotations=ToolAnnotations(
                 read_only_hint=True, idempotent_hint=True, open_world_hint=policy.allow_urls
             ),
@@ -104,7 +106,7 @@ def _tool_function(
         )
         content: list[Any] = [TextContent(type="text", text=summary or "no findings")]
         content += [png_content(data) for data in pictures]
-        return CallToolResult(content=content, structured_content=result.model_dump(mode="json"))
+        return CallToolResult(content=content, structured_content=mark(result))
 
     parameters = [
         inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=kind)
@@ -122,7 +124,7 @@ def _tool_function(
             "params", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=params_type
         )
     )
-    returns = Annotated[CallToolResult, ToolResult]
+    returns = Annotated[CallToolResult, MarkedToolResult]
     call.__signature__ = inspect.Signature(parameters, return_annotation=returns)  # type: ignore[attr-defined]
     call.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": returns}
     call.__name__ = spec.name

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
+import logging
+import math
 import stat
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,10 +21,21 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from sleuth.servers.connections import (
+    SlowClientGuard,
+    connection_limits,
+    protocol_class,
+    quiet_accept_errors,
+    quiet_logging,
+    widen_listen_queue,
+)
+from sleuth.settings import Settings
 from sleuth.tools import SleuthError
 
 LOOPBACK_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*")
 LOOPBACK_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*")
+MIN_TOKEN_LENGTH = 24
+MIN_TOKEN_BITS = 96
 
 
 class ServeError(SleuthError, ValueError):
@@ -40,23 +53,60 @@ def is_loopback(host: str) -> bool:
 
 
 def read_token(path: Path) -> str:
-    """Read a bearer token from a file (one line; at least 16 characters).
+    """Read a bearer token from a file (one word, hard enough to guess).
 
     Raises
     ------
     ServeError
-        For a missing, empty, short or group/world-readable file.
+        For a missing, empty or group/world-readable file, or a weak token
+        (see :func:`check_token`).
     """
     try:
         mode = path.stat().st_mode
         token = path.read_text(encoding="utf-8").strip()
-    except OSError as err:
-        raise ServeError(f"cannot read the token file {path}: {err.strerror}") from None
+    except (OSError, UnicodeError) as err:
+        reason = getattr(err, "strerror", None) or str(err)
+        raise ServeError(f"cannot read the token file {path}: {reason}") from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ServeError(f"the token file {path} is readable by others; chmod 600 it")
-    if len(token) < 16 or any(c.isspace() for c in token):
-        raise ServeError(f"the token in {path} must be one word of at least 16 characters")
+    check_token(token, path)
     return token
+
+
+def token_bits(token: str) -> float:
+    """Estimate a token's strength: its length times log2 of its distinct characters.
+
+    Examples
+    --------
+    >>> token_bits("a" * 20)
+    0.0
+    >>> round(token_bits("0123456789abcdef" * 4))
+    256
+    """
+    return len(token) * math.log2(len(set(token))) if token else 0.0
+
+
+def check_token(token: str, path: Path) -> None:
+    """Refuse a token that is short, spaced or too regular to be secret.
+
+    Raises
+    ------
+    ServeError
+        For fewer than ``MIN_TOKEN_LENGTH`` characters, whitespace inside, or fewer than
+        ``MIN_TOKEN_BITS`` estimated bits (:func:`token_bits`).
+    """
+    hint = "make one with `openssl rand -hex 32`"
+    if len(token) < MIN_TOKEN_LENGTH or any(c.isspace() for c in token):
+        raise ServeError(
+            f"the token in {path} must be one word of at least {MIN_TOKEN_LENGTH} "
+            f"characters; {hint}"
+        )
+    bits = token_bits(token)
+    if bits < MIN_TOKEN_BITS:
+        raise ServeError(
+            f"the token in {path} is too easy to guess ({len(set(token))} distinct "
+            f"characters, about {bits:.0f} bits; at least {MIN_TOKEN_BITS} needed); {hint}"
+        )
 
 
 def check_binding(host: str, token: str | None) -> None:
@@ -157,3 +207,49 @@ def http_app(
         host=host, transport_security=security, max_request_body_size=max_body_bytes
     )
     return Guard(app, token=token, origins=allowed_origins)
+
+
+def run_http(app: ASGIApp, *, host: str, port: int, settings: Settings, log_level: str) -> None:
+    """Serve ``app`` with uvicorn until stopped, guarded against slow clients.
+
+    Header and body deadlines and the connection cap come from ``settings``
+    (``http_header_timeout``, ``http_body_timeout``, ``http_max_connections``,
+    ``http_keep_alive``; see :mod:`sleuth.servers.connections`); repeated error lines
+    (failed accepts, malformed requests) are rate-limited.
+    """
+    import asyncio
+
+    import uvicorn
+
+    cap, batch = connection_limits(settings.http_max_connections)
+    guard = SlowClientGuard(
+        header_timeout=settings.http_header_timeout,
+        body_timeout=settings.http_body_timeout,
+        max_connections=cap,
+    )
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level.lower(),
+        http=protocol_class(guard),
+        timeout_keep_alive=settings.http_keep_alive,  # type: ignore[arg-type]
+        backlog=batch,
+    )
+    quiet_logging()
+    if cap < settings.http_max_connections:
+        logging.getLogger("sleuth.servers.http").warning(
+            "at most %d HTTP connections (http_max_connections %d) to fit the open-file limit",
+            cap,
+            settings.http_max_connections,
+        )
+    server = uvicorn.Server(config)
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(quiet_accept_errors(loop.get_exception_handler()))
+        widening = asyncio.create_task(widen_listen_queue(server))
+        await server.serve()
+        widening.cancel()
+
+    asyncio.run(serve())

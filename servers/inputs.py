@@ -1,25 +1,31 @@
 """Where a server's images come from: a file under an allowed folder, base64, or a URL.
 
-Everything here treats the caller as untrusted. Paths are resolved (symlinks included)
-and must stay under an allowed root; base64 has a size cap; URLs are refused unless
-enabled, and then only http(s) to public addresses, with size and time caps, every
-redirect checked again.
+Everything here treats the caller as untrusted. Paths are resolved (symlinks included),
+must stay under an allowed root, and are then opened from the root without following links
+(no check-then-read race); base64 has a size cap; URLs are refused unless enabled, and then
+only http(s) to public addresses, with a size cap and one deadline for the whole download,
+every redirect checked again. Every refusal is one line naming the input.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import ipaddress
+import os
 import socket
+import stat
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sleuth.servers.deadline import Deadline
 from sleuth.tools import SleuthError
 
 MAX_REDIRECTS = 3
+MAX_PATH_CHARS = 4096
 
 
 class InputRefused(SleuthError, ValueError):
@@ -67,10 +73,15 @@ class InputPolicy:
 def read_path(text: str, policy: InputPolicy) -> bytes:
     """Read a file that resolves (symlinks followed) to a place under an allowed root.
 
+    The resolved path is then opened without following links, one component at a time
+    from the root (:func:`open_beneath`), and what was opened is read: a link swapped in
+    after the check cannot lead outside.
+
     Raises
     ------
     InputRefused
-        Without roots, for a path outside them, or for a missing or unreadable file.
+        Without roots, for a path outside them, or for a missing, unreadable, oversized or
+        non-regular file (each a one-line message naming the path).
     """
     if not policy.roots:
         raise InputRefused(
@@ -78,21 +89,115 @@ def read_path(text: str, policy: InputPolicy) -> bytes:
         )
     if not isinstance(text, str) or not text or "\x00" in text:
         raise InputRefused("path must be a non-empty string")
-    given = Path(text).expanduser()
+    shown = repr(text) if len(text) <= 120 else f"{text[:100]!r}..."
+    if len(text) > MAX_PATH_CHARS:
+        raise InputRefused(f"the path {shown} is longer than {MAX_PATH_CHARS} characters")
+    try:
+        given = Path(text).expanduser()
+    except RuntimeError:  # ~name of an unknown user, or no home directory
+        raise InputRefused(f"cannot expand {shown}: no such user or home directory") from None
     candidates = [given] if given.is_absolute() else [root / given for root in policy.roots]
     for candidate in candidates:
-        resolved = candidate.resolve(strict=False)
-        if any(resolved.is_relative_to(root) for root in policy.roots):
-            if not resolved.is_file():
-                raise InputRefused(f"no file at {text!r} under the allowed folders")
-            size = resolved.stat().st_size
-            if size > policy.max_file_bytes:
-                raise InputRefused(
-                    f"{text!r} is {size} bytes; the limit is {policy.max_file_bytes}"
-                )
-            return resolved.read_bytes()
+        try:
+            resolved = candidate.resolve(strict=False)
+        except (OSError, RuntimeError) as err:  # a symlink loop (RuntimeError before 3.13)
+            if isinstance(err, OSError) and err.errno == errno.EINVAL:  # a link, then not
+                raise InputRefused(f"{shown} changed while it was resolved; refused") from None
+            raise InputRefused(f"cannot resolve {shown}: {_reason(err)}") from None
+        root = next((r for r in policy.roots if resolved.is_relative_to(r)), None)
+        if root is not None:
+            return _read_beneath(root, resolved, shown, policy)
     roots = ", ".join(str(r) for r in policy.roots)
-    raise InputRefused(f"{text!r} is outside the allowed folders ({roots})")
+    raise InputRefused(f"{shown} is outside the allowed folders ({roots})")
+
+
+def _read_beneath(root: Path, resolved: Path, shown: str, policy: InputPolicy) -> bytes:
+    try:
+        fd = open_beneath(root, resolved.relative_to(root).parts)
+    except OSError as err:
+        if err.errno in (errno.ENOENT, errno.ENOTDIR):
+            raise InputRefused(f"no file at {shown} under the allowed folders") from None
+        if err.errno in (errno.ELOOP, errno.EMLINK):
+            raise InputRefused(
+                f"{shown} turned into a symbolic link while it was opened; refused"
+            ) from None
+        raise InputRefused(f"cannot read {shown}: {_reason(err)}") from None
+    limit = policy.max_file_bytes
+    try:
+        opened = _opened_path(fd)
+        if opened is not None and not any(opened.is_relative_to(r) for r in policy.roots):
+            raise InputRefused(f"{shown} is outside the allowed folders (it moved); refused")
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise InputRefused(f"{shown} is not a regular file")
+        if info.st_size > limit:
+            raise InputRefused(f"{shown} is {info.st_size} bytes; the limit is {limit}")
+        with os.fdopen(fd, "rb", closefd=False) as file:
+            data = file.read(limit + 1)
+    except OSError as err:
+        raise InputRefused(f"cannot read {shown}: {_reason(err)}") from None
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise InputRefused(f"{shown} is over the {limit}-byte limit")
+    return data
+
+
+def open_beneath(root: Path, parts: tuple[str, ...]) -> int:
+    """Open ``root/parts...`` for reading without following any link below ``root``.
+
+    Each directory is opened relative to the one before with ``O_NOFOLLOW``, so a
+    component swapped for a symlink fails (``ELOOP``) instead of leading elsewhere; a FIFO
+    does not block (``O_NONBLOCK``). Where the platform lacks ``dir_fd``, the path is
+    opened whole and the descriptor compared with the path.
+
+    Returns
+    -------
+    int
+        The open file descriptor (the caller closes it).
+
+    Raises
+    ------
+    OSError
+        As ``os.open`` does, e.g. ``ELOOP`` for a link, ``ENOENT`` for nothing there.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+    nofollow = getattr(os, "O_NOFOLLOW", 0)
+    if not nofollow or os.open not in os.supports_dir_fd:
+        path = root.joinpath(*parts)
+        fd = os.open(path, flags)
+        if not os.path.samestat(os.fstat(fd), os.lstat(path)):
+            os.close(fd)
+            raise OSError(errno.ELOOP, "changed while being opened", str(path))
+        return fd
+    directory = getattr(os, "O_DIRECTORY", 0)
+    current = os.open(root, os.O_RDONLY | directory | getattr(os, "O_CLOEXEC", 0))
+    try:
+        for part in parts[:-1]:
+            following = os.open(part, flags | directory | nofollow, dir_fd=current)
+            os.close(current)
+            current = following
+        return os.open(parts[-1] if parts else ".", flags | nofollow, dir_fd=current)
+    finally:
+        os.close(current)
+
+
+def _opened_path(fd: int) -> Path | None:
+    """Return the path the kernel has for an open descriptor (Linux), or None."""
+    try:
+        return Path(os.readlink(f"/proc/self/fd/{fd}"))
+    except OSError:
+        return None
+
+
+def _reason(err: BaseException) -> str:
+    """Return one line for an OS error, without the path (the caller names it)."""
+    if isinstance(err, OSError) and err.errno == errno.ELOOP:  # a loop, from Python 3.13
+        return "a symbolic link loop"
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror.lower()
+    text = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return "a symbolic link loop" if "loop" in text.lower() else text
 
 
 def decode_base64(text: str, policy: InputPolicy) -> bytes:
@@ -125,16 +230,21 @@ def check_public_url(url: str) -> urllib.parse.SplitResult:
     Raises
     ------
     InputRefused
-        For another scheme, credentials in the URL, or a loopback, private, link-local,
-        reserved or multicast address (checked on what the name resolves to).
+        For an invalid URL (e.g. a port above 65535), another scheme, credentials in the
+        URL, or a loopback, private, link-local, reserved or multicast address (checked on
+        what the name resolves to).
     """
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port  # raises for a port out of range or not a number
+    except ValueError as err:
+        raise InputRefused(f"{url[:80]!r} is not a valid URL: {err}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InputRefused(f"only http(s) URLs with a host are fetched, not {url[:80]!r}")
     if parts.username or parts.password:
         raise InputRefused("URLs with credentials are refused")
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
+        infos = socket.getaddrinfo(parts.hostname, port or 443, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as err:
         raise InputRefused(f"cannot resolve {parts.hostname!r}: {err}") from None
     for info in infos:
@@ -173,6 +283,10 @@ def _check_peer(response: Any, url: str) -> None:
 def fetch_url(url: str, policy: InputPolicy) -> bytes:
     """Download an image from a public http(s) URL within the size and time caps.
 
+    ``url_timeout`` bounds the whole download, redirects included: at the deadline the
+    connection is shut down whatever it is waiting for (:class:`Deadline`), so a server
+    trickling a byte at a time cannot hold it longer.
+
     Raises
     ------
     InputRefused
@@ -184,30 +298,43 @@ def fetch_url(url: str, policy: InputPolicy) -> bytes:
         raise InputRefused("this server does not fetch URLs (start it with --allow-urls)")
     import httpx
 
-    limit = policy.url_max_bytes
+    shown = repr(url[:80])
+    deadline = Deadline(policy.url_timeout)
     try:
         # no proxies from the environment: the peer check needs the image host's own address
-        with httpx.Client(
-            timeout=policy.url_timeout, follow_redirects=False, trust_env=False
-        ) as client:
+        with deadline, httpx.Client(follow_redirects=False, trust_env=False) as client:
             for _ in range(MAX_REDIRECTS + 1):
                 check_public_url(url)
-                with client.stream("GET", url) as response:
+                shown = repr(url[:80])
+                with client.stream(
+                    "GET", url, timeout=deadline.remaining(), extensions=deadline.extensions
+                ) as response:
                     _check_peer(response, url)
                     if response.is_redirect:
                         url = str(response.url.join(response.headers.get("location", "")))
                         continue
                     if response.status_code != 200:
-                        raise InputRefused(f"{url[:80]!r} answered HTTP {response.status_code}")
-                    body = bytearray()
-                    for chunk in response.iter_bytes():
-                        body += chunk
-                        if len(body) > limit:
-                            raise InputRefused(f"{url[:80]!r} is larger than {limit} bytes")
-                    return bytes(body)
+                        raise InputRefused(f"{shown} answered HTTP {response.status_code}")
+                    body = _read_body(response, shown, policy.url_max_bytes)
+                    deadline.check()  # a body cut short by the deadline is no image
+                    return body
             raise InputRefused(f"more than {MAX_REDIRECTS} redirects")
-    except httpx.HTTPError as err:
-        raise InputRefused(f"cannot fetch {url[:80]!r}: {err}") from None
+    except (httpx.HTTPError, httpx.InvalidURL, TimeoutError) as err:
+        if deadline.expired:
+            raise InputRefused(
+                f"{shown} took longer than {policy.url_timeout:g} s to download; refused"
+            ) from None
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise InputRefused(f"cannot fetch {shown}: {reason}") from None
+
+
+def _read_body(response: Any, shown: str, limit: int) -> bytes:
+    body = bytearray()
+    for chunk in response.iter_bytes():
+        body += chunk
+        if len(body) > limit:
+            raise InputRefused(f"{shown} is larger than {limit} bytes")
+    return bytes(body)
 
 
 def read_source(

@@ -17,11 +17,13 @@ from sleuth.agent.backends.base import BackendError
 from sleuth.agent.backends.offline import OfflineBackend
 from sleuth.agent.context import AgentContext
 from sleuth.agent.graph import build_graph
+from sleuth.agent.retention import MB, PruneReport, make_room, prune
 from sleuth.agent.state import CaseView
 from sleuth.agent.store import (
     CaseFiles,
     UnknownCaseError,
     check_case_id,
+    latest_checkpoints,
     new_case_id,
     open_checkpointer,
 )
@@ -87,6 +89,7 @@ class Investigator:
             enabled=self.settings.tools_enabled, blocked=self.settings.tools_blocked
         )
         self.files = CaseFiles(self.settings.data_dir)
+        self.files.tighten()
         self._stack = ExitStack()
         self.checkpointer: BaseCheckpointSaver = self._stack.enter_context(
             open_checkpointer(self.settings.case_store_target)
@@ -111,6 +114,8 @@ class Investigator:
         ------
         ImageLoadError
             For an unreadable, truncated, oversized or unsupported image.
+        CaseStoreError
+            When the case store is unreadable, or full (``max_store_mb``) with cases in use.
         AnalysisInterrupted
             When the model backend fails and no fallback is configured; the case is
             stored and :meth:`resume` continues it.
@@ -120,6 +125,13 @@ class Investigator:
             image
             if isinstance(image, LoadedImage)
             else load_image(image, limits=settings.image_limits)
+        )
+        make_room(
+            self.files,
+            self.checkpointer,
+            incoming=0 if self.files.has_image(loaded.sha256) else len(loaded.raw),
+            max_mb=settings.max_store_mb,
+            ttl_days=settings.case_ttl_days,
         )
         self.files.save_image(loaded)
         case_id = new_case_id(loaded.sha256)
@@ -177,14 +189,8 @@ class Investigator:
 
     def cases(self) -> list[CaseSummary]:
         """Return every stored case, most recently updated first."""
-        latest: dict[str, Any] = {}
-        for item in self.checkpointer.list(None):
-            thread = item.config["configurable"].get("thread_id")
-            if thread and item.config["configurable"].get("checkpoint_ns", "") == "":
-                if thread not in latest or item.checkpoint["ts"] > latest[thread].checkpoint["ts"]:
-                    latest[thread] = item
         rows = []
-        for thread, item in latest.items():
+        for thread, item in latest_checkpoints(self.checkpointer).items():
             values = item.checkpoint["channel_values"]
             if "image_id" not in values:
                 continue
@@ -206,6 +212,58 @@ class Investigator:
     def image(self, case_id: str) -> LoadedImage:
         """Return a stored case's image."""
         return self.files.load_image(self._state(case_id)["image_id"], self._settings.image_limits)
+
+    # -- retention -----------------------------------------------------------------
+
+    def prune(
+        self,
+        older_than_days: float | None = None,
+        max_mb: float | None = None,
+        *,
+        dry_run: bool = False,
+        now: float | None = None,
+    ) -> PruneReport:
+        """Remove old cases, then the least recently used ones to fit a size.
+
+        Parameters
+        ----------
+        older_than_days : float, optional
+            Remove cases not used for this many days.
+        max_mb : float, optional
+            Then remove the least recently used cases until the store holds at most this
+            many megabytes (cases used in the last hour are kept).
+        dry_run : bool
+            Report what would be removed; remove nothing.
+        now : float, optional
+            The present in seconds since the epoch (default: the clock).
+
+        Returns
+        -------
+        PruneReport
+            The removed cases, images (those no remaining case refers to), leftover files,
+            and the store's size before and after.
+
+        Raises
+        ------
+        SleuthError
+            When no limit is given here and none is set (``case_ttl_days``, ``max_store_mb``).
+        """
+        s = self._settings
+        if older_than_days is None and max_mb is None:
+            older_than_days, max_mb = s.case_ttl_days or None, s.max_store_mb or None
+        if older_than_days is None and max_mb is None:
+            raise SleuthError(
+                "nothing to prune by: give an age or a size (--older-than DAYS, --max-mb MB), "
+                "or set case_ttl_days or max_store_mb"
+            )
+        return prune(
+            self.files,
+            self.checkpointer,
+            older_than_days=older_than_days,
+            max_bytes=None if max_mb is None else int(max_mb * MB),
+            dry_run=dry_run,
+            now=now,
+        )
 
     # -- internals -----------------------------------------------------------------
 
@@ -260,6 +318,7 @@ class Investigator:
     ) -> None:
         config = {"configurable": {"thread_id": case_id}}
         graph = self._graph(backend)
+        self.files.open_case(case_id)
         try:
             for update in _updates(
                 graph.stream(
@@ -280,6 +339,8 @@ class Investigator:
                 "answer.",
                 case_id=case_id,
             ) from err
+        finally:
+            self.files.seal_case(case_id)
 
     def _state(self, case_id: str) -> dict[str, Any]:
         check_case_id(case_id)

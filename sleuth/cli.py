@@ -34,7 +34,7 @@ app = typer.Typer(
 )
 tools_app = typer.Typer(help="List and run forensic tools.", no_args_is_help=True)
 app.add_typer(tools_app, name="tools")
-cases_app = typer.Typer(help="List, show and resume stored cases.", no_args_is_help=True)
+cases_app = typer.Typer(help="List, show, resume and prune stored cases.", no_args_is_help=True)
 app.add_typer(cases_app, name="cases")
 
 app.command("eval")(evaluation_cli.eval_command)
@@ -51,6 +51,17 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a ta
 
 def _registry(settings: Settings) -> ToolRegistry:
     return ToolRegistry.discover(enabled=settings.tools_enabled, blocked=settings.tools_blocked)
+
+
+def _refuse_url(image: Path) -> None:
+    """Say that the CLI reads files when given a URL (a Path folds ``https://`` to ``https:/``)."""
+    text = str(image)
+    scheme, sep, rest = text.partition(":/")
+    if sep and scheme.lower() in ("http", "https", "ftp") and not image.exists():
+        raise SleuthError(
+            f"the CLI reads image files, not URLs: download {scheme}://{rest.lstrip('/')} "
+            "first (e.g. curl -o image.jpg URL), or give the URL to `sleuth serve --allow-urls`"
+        )
 
 
 def parse_assignments(items: list[str]) -> dict[str, Any]:
@@ -102,6 +113,7 @@ def tools_run(
     out_dir: OutDir = None,
 ) -> None:
     """Run one forensic tool on an image, or on a region of it."""
+    _refuse_url(image)
     settings = Settings.load()
     registry = _registry(settings)
     loaded = load_image(image, limits=settings.image_limits)
@@ -122,6 +134,7 @@ def tools_survey(
     out_dir: OutDir = None,
 ) -> None:
     """Run the default survey (every survey tool on the whole image) and propose regions."""
+    _refuse_url(image)
     settings = Settings.load()
     registry = _registry(settings)
     loaded = load_image(image, limits=settings.image_limits)
@@ -175,6 +188,8 @@ def analyze_command(
 ) -> None:
     """Investigate an image and print the verdict (the case is stored for follow-ups)."""
     from sleuth.api import Investigator
+
+    _refuse_url(image)
 
     settings = Settings.load(
         backend=_backend_spec(backend, model),
@@ -272,6 +287,40 @@ def cases_resume(
         _print_verdict(verdict)
 
 
+@cases_app.command("prune")
+def cases_prune(
+    older_than: Annotated[
+        float | None,
+        typer.Option("--older-than", help="Remove cases unused for DAYS days.", min=0),
+    ] = None,
+    max_mb: Annotated[
+        float | None,
+        typer.Option(
+            "--max-mb",
+            help="Then the least recently used, to fit in MB (not those used in the last hour).",
+            min=0,
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print what would be removed; remove nothing.")
+    ] = False,
+    as_json: AsJson = False,
+) -> None:
+    """Remove old cases (their checkpoints, artifacts, and images no other case uses).
+
+    Without options, the settings case_ttl_days and max_store_mb are applied.
+    """
+    from sleuth.api import Investigator
+
+    with Investigator(Settings.load()) as session:
+        report = session.prune(older_than, max_mb, dry_run=dry_run)
+    if as_json:
+        out.print_json(json.dumps(report.as_json()))
+        return
+    for line in report.lines():
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
 def _print_verdict(verdict: Any) -> None:
     for line in verdict_lines(verdict):
         out.print(line, highlight=False)
@@ -353,6 +402,7 @@ def serve_command(
     """Run the MCP server (analyze_image, ask_followup, get_case and every forensic tool)."""
     from sleuth.servers.__main__ import serve
 
+    settings = Settings.load().for_serve()  # a quota and an expiry unless set
     if transport not in ("stdio", "http"):
         raise SleuthError(f"--transport must be stdio or http, not {transport!r}")
     serve(
@@ -367,6 +417,7 @@ def serve_command(
         running=jobs,
         waiting=queue,
         log_level=log_level,
+        settings=settings,
     )
 
 

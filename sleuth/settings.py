@@ -20,6 +20,13 @@ if TYPE_CHECKING:
     from sleuth.agent.backends import BackendOptions
 
 ENV_PREFIX = "SLEUTH_"
+# Limits `sleuth serve` applies unless set: a server takes images from clients. An offline
+# analysis peaks near 1 GB at 24 MP (3 GB at 80 MP; benchmarks/memory.py).
+SERVE_DEFAULTS = {
+    "max_store_mb": 2048.0,
+    "case_ttl_days": 30.0,
+    "max_image_pixels": 24_000_000,
+}
 LIST_SEPARATOR = ","
 
 
@@ -46,8 +53,17 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_image_bytes: int = Field(200 * 1024 * 1024, ge=1, description="Largest file read.")
-    max_image_pixels: int = Field(80_000_000, ge=1, description="Largest canvas decoded.")
+    max_image_bytes: int = Field(ImageLimits.max_bytes, ge=1, description="Largest file read.")
+    max_image_pixels: int = Field(
+        ImageLimits.max_pixels, ge=1, description="Largest canvas decoded."
+    )
+    decode_seconds: float = Field(
+        ImageLimits.decode_seconds,
+        ge=0,
+        le=3600,
+        description="Longest one image may take to decode (CPU and wall clock), in a worker "
+        "process stopped past it; 0 decodes in-process without a bound.",
+    )
     tools_enabled: list[str] | None = Field(None, description="Only these tools, when set.")
     tools_blocked: list[str] = Field(default_factory=list, description="Tools never loaded.")
     data_dir: Path = Field(
@@ -57,6 +73,17 @@ class Settings(BaseModel):
         None,
         description="SQLite file or postgres:// URL for case state; default: "
         "<data_dir>/cases.sqlite.",
+    )
+    max_store_mb: float = Field(
+        0.0,
+        ge=0,
+        description="Case store quota in MB (images, artifacts, SQLite); the least recently "
+        "used cases are removed to fit a new one. 0: no quota (`sleuth serve`: 2048).",
+    )
+    case_ttl_days: float = Field(
+        0.0,
+        ge=0,
+        description="Cases unused for this many days are removed. 0: kept (`sleuth serve`: 30).",
     )
     backend: str = Field("offline", description="provider:model, e.g. openai:Qwen/Qwen2.5-VL-7B.")
     base_url: str | None = Field(None, description="OpenAI-compatible server for openai.")
@@ -88,6 +115,23 @@ class Settings(BaseModel):
         le=STABILITY_VARIANTS,
         description="Web-style copies the survey's pixel tools re-run on; 0 switches it off.",
     )
+    # `sleuth serve --transport http` under slow or hostile clients
+    http_header_timeout: float = Field(
+        10.0, gt=0, le=600, description="Seconds a client has to send a request's headers."
+    )
+    http_body_timeout: float = Field(
+        60.0, gt=0, le=3600, description="Seconds to send a request body once its headers are in."
+    )
+    http_max_connections: int = Field(
+        100,
+        ge=1,
+        le=100_000,
+        description="HTTP connections open at once (lowered to fit the open-file limit); at the "
+        "cap a new one replaces the oldest half-open or idle one, or is refused with 503.",
+    )
+    http_keep_alive: float = Field(
+        5.0, gt=0, le=600, description="Seconds an idle kept-alive HTTP connection stays open."
+    )
 
     def backend_options(self, base_url: str | None = None) -> BackendOptions:
         """Return the model backend's options (``base_url`` overrides the setting)."""
@@ -103,6 +147,15 @@ class Settings(BaseModel):
             max_images=self.model_max_images,
         )
 
+    def for_serve(self) -> Settings:
+        """Return these settings with the case-store limits of ``sleuth serve`` where unset.
+
+        Each of :data:`SERVE_DEFAULTS` applies unless given explicitly (argument,
+        ``SLEUTH_*`` variable or config file); 0 keeps the store limits off.
+        """
+        unset = {k: v for k, v in SERVE_DEFAULTS.items() if k not in self.model_fields_set}
+        return self.model_copy(update=unset)
+
     @property
     def case_store_target(self) -> str:
         """The checkpointer target: the setting, or the SQLite file in the data directory."""
@@ -111,7 +164,11 @@ class Settings(BaseModel):
     @property
     def image_limits(self) -> ImageLimits:
         """The image loading limits."""
-        return ImageLimits(max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels)
+        return ImageLimits(
+            max_bytes=self.max_image_bytes,
+            max_pixels=self.max_image_pixels,
+            decode_seconds=self.decode_seconds,
+        )
 
     @classmethod
     def load(cls, config_file: Path | None = None, **overrides: Any) -> Settings:

@@ -23,8 +23,15 @@ class ImageLoadError(SleuthError, ValueError):
     message : str
         One sentence saying what is wrong and, where possible, what to do.
     reason : str
-        A stable machine-readable code: ``empty``, ``too_large``, ``too_many_pixels``,
-        ``truncated``, ``not_an_image``, ``unsupported``, ``unreadable``.
+        A stable machine-readable code:
+
+        * ``empty``, ``too_large`` (bytes), ``too_many_pixels`` (canvas);
+        * ``too_complex``: a structure beyond a cap (JPEG scans or segments, TIFF pages);
+        * ``too_slow``: decoding ran out of its time budget (setting ``decode_seconds``);
+        * ``not_an_image``: no known image format;
+        * ``unsupported``: a known format sleuth does not accept (EPS, XBM, ...), or one
+          whose codec is not installed (the message names the extra to install);
+        * ``truncated``, ``unreadable``: damaged data, or a file that cannot be read.
     """
 
     def __init__(self, message: str, *, reason: str) -> None:

@@ -2,7 +2,9 @@
 
 Every byte read here is untrusted. Limits on bytes and pixels are checked from the
 header before any pixel is decoded, so a small file that declares a huge canvas
-(a decompression bomb) is refused without allocating it.
+(a decompression bomb) is refused without allocating it. Only the formats of
+:mod:`sleuth.tools.formats` are opened, JPEG scans and TIFF pages are capped before
+decoding, and the decode itself runs under a time budget (:mod:`sleuth.tools.worker`).
 """
 
 from __future__ import annotations
@@ -12,19 +14,17 @@ import binascii
 import functools
 import hashlib
 import io
-import logging
-import struct
-import warnings
+import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from sleuth.tools.box import Box
 from sleuth.tools.errors import ImageLoadError
-
-logger = logging.getLogger(__name__)
+from sleuth.tools.formats import accepted_formats, check_structure
+from sleuth.tools.worker import decode_budgeted
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,10 +37,14 @@ class ImageLimits:
         Largest accepted file, in bytes.
     max_pixels : int
         Largest accepted canvas, ``width * height`` as declared in the header.
+    decode_seconds : float
+        Longest a single decode may take, in CPU and in wall-clock seconds; the decode
+        runs in a worker process that is stopped past it. 0 decodes in-process, unbounded.
     """
 
     max_bytes: int = 200 * 1024 * 1024
     max_pixels: int = 80_000_000
+    decode_seconds: float = 20.0
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -68,9 +72,11 @@ class LoadedImage:
     orientation : int
         The EXIF orientation tag that was applied (1 when none).
     frames : int
-        Number of frames in the file; only the first is analysed.
+        Number of frames a viewer shows (for an APNG whose default image is not part of
+        the animation, the animation frames); only the first of them is analysed.
     notes : tuple of str
-        What loading did to the pixels (first frame taken, CMYK converted, ...).
+        What loading did to the pixels (first frame taken, hidden APNG default image,
+        CMYK converted, ...).
     """
 
     sha256: str
@@ -150,9 +156,10 @@ class LoadedImage:
     def open_file(self) -> Image.Image:
         """Open the file's bytes again with Pillow, for header and metadata access.
 
-        The result is lazy: no pixels are decoded until asked for.
+        The result is lazy: no pixels are decoded until asked for. Only the file's own
+        format is tried, the one it was loaded as.
         """
-        return Image.open(io.BytesIO(self.raw))
+        return Image.open(io.BytesIO(self.raw), formats=[_PILLOW_ID.get(self.format, self.format)])
 
 
 def difference_profiles(gray: np.ndarray) -> list[np.ndarray]:
@@ -191,7 +198,9 @@ def difference_profiles(gray: np.ndarray) -> list[np.ndarray]:
     return [profiles[0], profiles[2], profiles[1], profiles[3]]
 
 
-def load_image(source: str | Path | bytes, *, limits: ImageLimits | None = None) -> LoadedImage:
+def load_image(
+    source: str | Path | bytes, *, limits: ImageLimits | None = None, name: str | None = None
+) -> LoadedImage:
     """Load an image from a file path or from its bytes.
 
     Parameters
@@ -200,30 +209,55 @@ def load_image(source: str | Path | bytes, *, limits: ImageLimits | None = None)
         A path to an image file, or the file's bytes. To load base64 text use
         :func:`load_image_base64`.
     limits : ImageLimits, optional
-        Byte and pixel limits; the defaults when omitted.
+        Byte, pixel and time limits; the defaults when omitted.
+    name : str, optional
+        How errors name the file; the path itself when ``source`` is a path.
 
     Returns
     -------
     LoadedImage
-        The first frame, EXIF-oriented, as 8-bit RGB.
+        The first displayed frame, EXIF-oriented, as 8-bit RGB.
 
     Raises
     ------
     ImageLoadError
-        For missing, empty, oversized, truncated, malformed or unsupported input.
+        For missing, empty, oversized, truncated, malformed, refused or too costly input;
+        one line, naming the file when its name is known.
     """
     limits = limits or ImageLimits()
     if isinstance(source, bytes | bytearray | memoryview):
         raw = bytes(source)
     elif isinstance(source, str | Path):
+        name = name or _shown(source)
         raw = _read_file(Path(source), limits)
     else:
         raise TypeError(f"load_image takes a path or bytes, not {type(source).__name__}")
-    return _decode(raw, limits)
+    try:
+        return _decode(raw, limits)
+    except ImageLoadError as err:
+        if name is None:
+            raise
+        raise ImageLoadError(f"{_shown(name)}: {err}", reason=err.reason) from None
 
 
-def load_image_base64(text: str, *, limits: ImageLimits | None = None) -> LoadedImage:
+def load_image_base64(
+    text: str, *, limits: ImageLimits | None = None, name: str | None = None
+) -> LoadedImage:
     """Load an image from base64 text, with or without a ``data:image/...;base64,`` prefix.
+
+    Parameters
+    ----------
+    text : str
+        The base64 text.
+    limits : ImageLimits, optional
+        As for :func:`load_image`.
+    name : str, optional
+        How errors name the file.
+
+    Returns
+    -------
+    LoadedImage
+        As :func:`load_image`.
 
     Raises
     ------
@@ -238,19 +272,35 @@ def load_image_base64(text: str, *, limits: ImageLimits | None = None) -> Loaded
         raw = base64.b64decode("".join(body.split()), validate=True)
     except (binascii.Error, ValueError):
         raise ImageLoadError("the text is not valid base64", reason="not_an_image") from None
-    return load_image(raw, limits=limits)
+    return load_image(raw, limits=limits, name=name)
 
 
 def _read_file(path: Path, limits: ImageLimits) -> bytes:
     try:
-        stat = path.stat()
-    except OSError as err:
-        raise ImageLoadError(f"cannot read {path}: {err.strerror}", reason="unreadable") from None
-    if not path.is_file():
-        raise ImageLoadError(f"{path} is not a regular file", reason="unreadable")
-    if stat.st_size > limits.max_bytes:
-        raise _too_large(stat.st_size, limits)
-    return path.read_bytes()
+        info = path.stat()
+    except (OSError, ValueError) as err:  # ValueError: a NUL byte in the name
+        raise _unreadable(path, err) from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ImageLoadError(f"{_shown(path)} is not a regular file", reason="unreadable")
+    if info.st_size > limits.max_bytes:
+        raise ImageLoadError(
+            f"{_shown(path)}: {_too_large(info.st_size, limits)}", reason="too_large"
+        )
+    try:
+        return path.read_bytes()
+    except (OSError, ValueError) as err:
+        raise _unreadable(path, err) from None
+
+
+def _unreadable(path: Path, err: Exception) -> ImageLoadError:
+    reason = getattr(err, "strerror", None) or str(err)
+    return ImageLoadError(f"cannot read {_shown(path)}: {reason}", reason="unreadable")
+
+
+def _shown(name: str | Path) -> str:
+    """Return a file name for a one-line message (quoted, escaped, if it has control chars)."""
+    text = str(name)
+    return text if text.isprintable() else repr(text)
 
 
 def _too_large(n_bytes: int, limits: ImageLimits) -> ImageLoadError:
@@ -261,105 +311,33 @@ def _too_large(n_bytes: int, limits: ImageLimits) -> ImageLoadError:
     )
 
 
+_PILLOW_ID = {"MPO": "JPEG"}
+"""Format names whose Pillow opener has another id (MPO files open through JPEG's)."""
+
+
 def _decode(raw: bytes, limits: ImageLimits) -> LoadedImage:
     if not raw:
         raise ImageLoadError("the file is empty (0 bytes)", reason="empty")
     if len(raw) > limits.max_bytes:
         raise _too_large(len(raw), limits)
-    _register_optional_plugins()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(raw))
-            return _to_loaded(img, raw, limits)
-    except ImageLoadError:
-        raise
-    except UnidentifiedImageError:
-        raise ImageLoadError(
-            "not an image in a format Pillow can read (JPEG, PNG, WebP, GIF, TIFF, BMP, "
-            "and HEIF/AVIF when their plugin is installed)",
-            reason="not_an_image",
-        ) from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise ImageLoadError(
-            f"refused as a decompression bomb: {err}", reason="too_many_pixels"
-        ) from None
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as err:
-        reason = "truncated" if "truncated" in str(err).lower() else "unreadable"
-        raise ImageLoadError(
-            f"the image data is damaged or incomplete ({reason}): {err}", reason=reason
-        ) from None
-
-
-def _to_loaded(img: Image.Image, raw: bytes, limits: ImageLimits) -> LoadedImage:
-    width, height = img.size
-    if width * height > limits.max_pixels:
-        raise ImageLoadError(
-            f"the image declares {width}x{height} = {width * height / 1e6:.1f} MP, above the "
-            f"limit of {limits.max_pixels / 1e6:.1f} MP (setting max_image_pixels)",
-            reason="too_many_pixels",
-        )
-    fmt, mode = img.format or "unknown", img.mode
-    frames = int(getattr(img, "n_frames", 1) or 1)
-    notes: list[str] = []
-    if frames > 1:
-        notes.append(f"the file has {frames} frames; only the first is analysed")
-    img.seek(0)
-    img.load()
-    orientation = int(img.getexif().get(0x0112, 1) or 1)
-    if orientation not in range(1, 9):
-        notes.append(f"ignored invalid EXIF orientation {orientation}")
-        orientation = 1
-    if orientation != 1:
-        img = ImageOps.exif_transpose(img)
-        notes.append(f"rotated upright by EXIF orientation {orientation}")
-    rgb = _to_rgb8(img, notes)
+    pages = check_structure(raw)
+    header, rgb = decode_budgeted(
+        raw,
+        accepted=accepted_formats(),
+        max_pixels=limits.max_pixels,
+        pages=pages,
+        seconds=limits.decode_seconds,
+    )
     rgb.setflags(write=False)
     return LoadedImage(
         full=rgb,
         sha256=hashlib.sha256(raw).hexdigest(),
-        format=fmt,
-        mode=mode,
+        format=header["format"],
+        mode=header["mode"],
         size=(rgb.shape[1], rgb.shape[0]),
         rgb=rgb,
         raw=raw,
-        orientation=orientation,
-        frames=frames,
-        notes=tuple(notes),
+        orientation=header["orientation"],
+        frames=header["frames"],
+        notes=tuple(header["notes"]),
     )
-
-
-def _to_rgb8(img: Image.Image, notes: list[str]) -> np.ndarray:
-    """Convert any Pillow mode to an 8-bit RGB array, noting what was lost."""
-    mode = img.mode
-    if mode in {"I;16", "I;16B", "I;16L", "I;16N", "I", "F"}:
-        arr = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
-        gray = np.clip(np.rint(arr * (255.0 / top)), 0, 255).astype(np.uint8)
-        notes.append(f"{mode} samples scaled to 8 bits")
-        return np.repeat(gray[:, :, None], 3, axis=2)
-    if mode == "P" and "transparency" in img.info:
-        img = img.convert("RGBA")
-    if img.mode in {"RGBA", "LA", "PA", "RGBa", "La"}:
-        alpha = np.asarray(img.getchannel("A"))
-        transparent = float(np.mean(alpha < 255))
-        if transparent > 0:
-            notes.append(f"alpha channel dropped ({transparent:.0%} of pixels not opaque)")
-    if mode == "CMYK":
-        notes.append("converted from CMYK to RGB")
-    elif mode not in {"RGB", "RGBA", "L", "P", "LA", "1", "PA"}:
-        notes.append(f"converted from {mode} to RGB")
-    if img.mode != "RGB":
-        img = img.convert("RGB")  # for an RGB image this would only copy the pixels
-    return np.asarray(img, dtype=np.uint8)
-
-
-@functools.cache
-def _register_optional_plugins() -> None:
-    """Register the HEIF/AVIF opener when ``pillow-heif`` is installed (once, lazily)."""
-    try:
-        import pillow_heif  # type: ignore[import-not-found]
-    except ImportError:
-        return
-    pillow_heif.register_heif_opener()
-    logger.debug("registered the pillow-heif opener")

@@ -79,12 +79,18 @@ class ToolContract:
 
     @pytest.fixture
     def no_network(self, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-        """Make every outgoing connection fail."""
+        """Make every outgoing network connection fail (local Unix sockets still work)."""
+        connect = socket.socket.connect
+
+        def local_only(sock: socket.socket, *args: object, **kwargs: object) -> None:
+            if sock.family == socket.AF_UNIX:  # the image decoder's worker, not the network
+                return connect(sock, *args, **kwargs)
+            raise OSError("network access is not allowed in a forensic tool")
 
         def refuse(*args: object, **kwargs: object) -> None:
             raise OSError("network access is not allowed in a forensic tool")
 
-        monkeypatch.setattr(socket.socket, "connect", refuse)
+        monkeypatch.setattr(socket.socket, "connect", local_only)
         monkeypatch.setattr(socket, "create_connection", refuse)
         yield
 

@@ -7,7 +7,10 @@ import sys
 import pytest
 
 from sleuth.agent.verdict import Answer, Case, Verdict
+from sleuth.api import Investigator
+from sleuth.settings import Settings
 from tests.agent.conftest import composite_png
+from tests.conftest import encode, photo
 
 pytestmark = pytest.mark.slow
 
@@ -75,3 +78,43 @@ def test_errors_are_one_line_with_exit_code_2(tmp_path, env):
     assert bad.returncode == 2 and bad.stderr.startswith("error:") and "Traceback" not in bad.stderr
     bad = sleuth(["analyze", str(text), "--max-steps", "0"], env, check=False)
     assert bad.returncode == 2 and "max_steps" in bad.stderr
+
+
+def test_a_damaged_store_is_one_line_naming_the_file(tmp_path, env):
+    image = tmp_path / "small.png"
+    image.write_bytes(encode(photo(1, (96, 64))))
+    store = tmp_path / "data" / "cases.sqlite"
+    store.parent.mkdir()
+    store.write_bytes(bytes(range(256)) * 200)
+    for args in (["analyze", str(image)], ["cases", "list"]):
+        bad = sleuth(args, env, check=False)
+        assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr
+        assert bad.stderr.startswith(f"error: the case store {store} is not a readable SQLite")
+        assert "Traceback" not in bad.stderr
+
+
+def stored_files(data):
+    return {
+        (str(p.relative_to(data)), p.stat().st_size)
+        for folder in ("images", "cases")
+        for p in (data / folder).rglob("*")
+    }
+
+
+def test_cases_prune_dry_run_removes_nothing_then_prune_does(tmp_path, env):
+    data = tmp_path / "data"
+    with Investigator(Settings(data_dir=data)) as session:
+        made = {session.analyze(encode(photo(seed, (96, 64)))).case_id for seed in (1, 2)}
+    before = stored_files(data)
+    plan = sleuth(["cases", "prune", "--older-than", "0", "--dry-run"], env).stdout
+    assert {line.split()[3] for line in plan.splitlines()[:2]} == made
+    assert plan.splitlines()[0].startswith("would remove case") and "would hold" in plan
+    assert stored_files(data) == before
+    listed = json.loads(sleuth(["cases", "list", "--json"], env).stdout)
+    assert {row["case_id"] for row in listed} == made
+    done = json.loads(sleuth(["cases", "prune", "--older-than", "0", "--json"], env).stdout)
+    assert {c["case_id"] for c in done["cases"]} == made and not done["dry_run"]
+    assert json.loads(sleuth(["cases", "list", "--json"], env).stdout) == []
+    assert not list((data / "cases").iterdir())
+    bad = sleuth(["cases", "prune"], env, check=False)
+    assert bad.returncode == 2 and "nothing to prune by" in bad.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 
 import pytest
 
@@ -21,3 +22,11 @@ def allowed(tmp_path):
 @pytest.fixture(scope="session")
 def image_b64() -> str:
     return base64.b64encode(composite_png()).decode("ascii")
+
+
+@pytest.fixture
+def env(tmp_path):
+    """The environment for a ``sleuth serve`` process: its own data folder, no config file."""
+    (tmp_path / "none.toml").write_text("")
+    data, config = str(tmp_path / "data"), str(tmp_path / "none.toml")
+    return dict(os.environ, SLEUTH_DATA_DIR=data, SLEUTH_CONFIG=config)

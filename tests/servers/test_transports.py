@@ -1,11 +1,7 @@
 """`sleuth serve` in its own process: over stdio and over streamable HTTP, with the real Client."""
 
-import os
-import socket
 import subprocess
 import sys
-import time
-from contextlib import contextmanager
 
 import anyio
 import httpx
@@ -14,52 +10,12 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
-from sleuth.agent.verdict import Answer, Verdict
-from tests.servers.mcp_client import error_text, run
+from sleuth.servers.untrusted import MarkedAnswer, MarkedVerdict
+from tests.servers.mcp_client import error_text, http_server, run
 
 pytestmark = pytest.mark.slow
 
 QUESTION = "what did the noise tool show in box 1?"
-
-
-@pytest.fixture
-def env(tmp_path):
-    (tmp_path / "none.toml").write_text("")
-    data, config = str(tmp_path / "data"), str(tmp_path / "none.toml")
-    return dict(os.environ, SLEUTH_DATA_DIR=data, SLEUTH_CONFIG=config)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def http_server(env, tmp_path, *args):
-    port = free_port()
-    log = tmp_path / f"serve-{port}.log"
-    with open(log, "wb") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "sleuth", "serve", "--transport", "http", "--port", str(port)]
-            + list(args),
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                time.sleep(0.2)
-        assert process.poll() is None, log.read_text()
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        process.terminate()
-        process.wait(30)
 
 
 def test_stdio_analysis_then_a_follow_up_from_a_second_process(env, allowed):
@@ -85,7 +41,7 @@ def test_stdio_analysis_then_a_follow_up_from_a_second_process(env, allowed):
 
     names, result = run(first)
     assert {"analyze_image", "ask_followup", "get_case", "ela", "zoom"} <= names
-    verdict = Verdict.model_validate(result.structured_content)
+    verdict = MarkedVerdict.model_validate(result.structured_content)
     assert progress and len(progress) == len(verdict.steps)
 
     async def second():
@@ -94,7 +50,7 @@ def test_stdio_analysis_then_a_follow_up_from_a_second_process(env, allowed):
                 "ask_followup", {"case_id": verdict.case_id, "question": QUESTION}
             )
 
-    answer = Answer.model_validate(run(second).structured_content)
+    answer = MarkedAnswer.model_validate(run(second).structured_content)
     assert {e.tool for e in answer.evidence} == {"noise"}
 
 
@@ -114,7 +70,7 @@ def test_http_sixteen_concurrent_analyses_all_land(env, tmp_path, allowed):
 
         results = run(many)
         assert [r.is_error for r in results] == [False] * 16, [r.content for r in results]
-        ids = {Verdict.model_validate(r.structured_content).case_id for r in results}
+        ids = {MarkedVerdict.model_validate(r.structured_content).case_id for r in results}
         assert len(ids) == 16
 
         async def check():
@@ -127,9 +83,8 @@ def test_http_sixteen_concurrent_analyses_all_land(env, tmp_path, allowed):
 
         cases, answer = run(check)
         assert all(not c.is_error and c.structured_content["verdict"] for c in cases)
-        assert {e.tool for e in Answer.model_validate(answer.structured_content).evidence} == {
-            "noise"
-        }
+        parsed = MarkedAnswer.model_validate(answer.structured_content)
+        assert {e.tool for e in parsed.evidence} == {"noise"}
 
 
 def test_http_refuses_foreign_origins(env, tmp_path, allowed):
@@ -171,3 +126,43 @@ def test_off_loopback_needs_a_token(env, tmp_path):
         tools, bad = run(with_token)
         assert any(t.name == "analyze_image" for t in tools)
         assert "no case" in error_text(bad)
+
+
+def test_http_answers_a_cheap_call_while_two_expensive_analyses_run(env, tmp_path, allowed):
+    """Two large images fill ``--jobs 2``; a call that needs no analysis still gets through."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name in ("big-1.png", "big-2.png"):
+        noise = rng.integers(0, 256, (3000, 3000, 3), dtype=np.uint8)
+        Image.fromarray(noise).save(allowed / name, compress_level=1)
+    with http_server(env, tmp_path, "--allow-dir", str(allowed), "--jobs", "2") as url:
+        timings = {}
+
+        async def expensive(name):
+            async with Client(url) as client:
+                started = anyio.current_time()
+                result = await client.call_tool("analyze_image", {"path": name})
+                timings[name] = (anyio.current_time() - started, result.is_error)
+
+        async def cheap():
+            async with Client(url) as client:  # connected before the analyses start
+                await anyio.sleep(1.5)  # both analyses are running by now
+                started = anyio.current_time()
+                result = await client.call_tool("get_case", {"case_id": "0" * 16 + "-" + "0" * 8})
+                timings["cheap"] = (anyio.current_time() - started, result.is_error)
+
+        async def all_three():
+            async with anyio.create_task_group() as group:
+                group.start_soon(expensive, "big-1.png")
+                group.start_soon(expensive, "big-2.png")
+                group.start_soon(cheap)
+
+        run(all_three)
+    cheap_seconds, cheap_error = timings["cheap"]
+    assert cheap_error  # no such case: a one-line error, answered at once
+    assert cheap_seconds < 2.0, timings
+    slowest = max(timings["big-1.png"][0], timings["big-2.png"][0])
+    assert slowest > 1.5 + cheap_seconds, timings  # they really were in flight
+    assert not timings["big-1.png"][1] and not timings["big-2.png"][1]

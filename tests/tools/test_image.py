@@ -2,6 +2,7 @@
 
 import base64
 import io
+import re
 import struct
 import zlib
 
@@ -169,3 +170,98 @@ def test_avif_and_heif_load_when_a_codec_is_installed(fmt):
     image = load_image(data)
     assert image.format == fmt and image.size == (96, 64)
     assert np.abs(image.rgb.astype(int) - photo(0, (96, 64))).mean() < 12
+
+
+def exif_oriented(orientation: int) -> tuple[bytes, np.ndarray]:
+    """A 13x7 noise PNG tagged with ``orientation``, and what ImageOps makes of it."""
+    from PIL import ImageOps
+
+    stored = Image.fromarray(
+        np.random.default_rng(orientation).integers(0, 256, (7, 13, 3), np.uint8)
+    )
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = encode_image(stored, "PNG", exif=exif)
+    return data, np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB"))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_matches_pillow_when_converted_in_bands(monkeypatch, orientation):
+    from sleuth.tools import decode
+
+    monkeypatch.setattr(decode, "BAND_PIXELS", 20)  # bands of 1-2 rows
+    data, expected = exif_oriented(orientation)
+    image = load_image(data)
+    assert image.orientation == orientation
+    assert np.array_equal(image.rgb, expected)
+
+
+def test_sixteen_bit_samples_round_to_the_nearest_eight_bit_value():
+    every = np.arange(65536, dtype=np.uint16).reshape(256, 256)
+    image = load_image(encode_image(Image.fromarray(every), "PNG"))
+    expected = np.clip(np.rint(every.astype(np.float64) * (255.0 / 65535.0)), 0, 255)
+    assert image.mode == "I;16"
+    assert np.array_equal(image.rgb[:, :, 0], expected.astype(np.uint8))
+    assert np.array_equal(image.rgb[:, :, 0], image.rgb[:, :, 2])
+
+
+@pytest.mark.parametrize("top", [200, 60000])
+def test_32_bit_integer_samples_scale_from_their_range(top):
+    values = np.linspace(-10, top, 64 * 48).astype(np.int32).reshape(48, 64)
+    image = load_image(encode_image(Image.fromarray(values, mode="I"), "TIFF"))
+    scale = 255.0 / (65535.0 if top > 255 else 255.0)
+    expected = np.clip(np.rint(values * scale), 0, 255).astype(np.uint8)
+    assert np.array_equal(image.rgb[:, :, 1], expected)
+
+
+def test_a_sixteen_bit_frame_is_converted_without_a_float_copy(monkeypatch):
+    import tracemalloc
+
+    from sleuth.tools import decode
+
+    monkeypatch.setattr(decode, "BAND_PIXELS", 1 << 16)
+    frame = (np.arange(1500 * 1000, dtype=np.uint32) % 65536).astype(np.uint16)
+    data = encode_image(Image.fromarray(frame.reshape(1000, 1500)), "PNG")
+    tracemalloc.start()
+    try:
+        load_image(data, limits=ImageLimits(decode_seconds=0))  # in-process, to be traced
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    output = 1500 * 1000 * 3
+    assert peak < output + len(data) + (2 << 20)  # a float64 frame alone would be 12 MB
+
+
+@pytest.mark.parametrize("name", LOADED)
+def test_the_worker_and_in_process_decoding_agree(name):
+    data, _ = LOADED[name]
+    forked, local = load_image(data), load_image(data, limits=ImageLimits(decode_seconds=0))
+    assert np.array_equal(forked.rgb, local.rgb)
+    assert (forked.format, forked.mode, forked.frames, forked.notes) == (
+        local.format,
+        local.mode,
+        local.frames,
+        local.notes,
+    )
+    assert not forked.rgb.flags.writeable
+
+
+def test_errors_name_the_file_when_its_name_is_known(tmp_path):
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(JPEG[:200])
+    with pytest.raises(ImageLoadError, match=f"^{re.escape(str(path))}: the image data is damaged"):
+        load_image(path)
+    with pytest.raises(ImageLoadError, match="^upload.jpg: the image data"):
+        load_image(JPEG[:200], name="upload.jpg")
+    with pytest.raises(ImageLoadError, match="^the image data"):
+        load_image(JPEG[:200])
+
+
+def test_only_the_accepted_formats_are_tried_and_reopened():
+    from sleuth.tools.formats import CORE_FORMATS, accepted_formats
+
+    accepted = accepted_formats()
+    assert accepted[: len(CORE_FORMATS)] == CORE_FORMATS
+    assert not {"EPS", "XBM", "PCX", "TGA", "QOI", "IM", "SGI"} & set(accepted)
+    with load_image(JPEG).open_file() as img:
+        assert img.format == "JPEG"

@@ -70,10 +70,17 @@ def ai_findings(findings):
 
 @pytest.fixture
 def no_network(monkeypatch):
+    connect = socket.socket.connect
+
+    def local_only(sock, *args, **kwargs):
+        if sock.family == socket.AF_UNIX:  # the image decoder's worker, not the network
+            return connect(sock, *args, **kwargs)
+        raise OSError("network access is blocked in this test")
+
     def refuse(*args, **kwargs):
         raise OSError("network access is blocked in this test")
 
-    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect", local_only)
     monkeypatch.setattr(socket, "create_connection", refuse)
 
 

@@ -207,12 +207,14 @@ def block_bits(
     side = 2 * block
     rows = rgb.shape[0] // 4 * 4 // side * side
     cols = rgb.shape[1] // 4 * 4 // side * side
+    if rows == 0 or cols == 0:
+        return np.zeros(0, dtype=np.uint8)  # narrower or shorter than one block
     step = max(side, strip // side * side)
     parts = [
         _strip_bits(rgb[top : min(top + step, rows), :cols], scale, block)
         for top in range(0, rows, step)
     ]
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint8)
+    return np.concatenate(parts)
 
 
 def _strip_bits(rgb: np.ndarray, scale: float, block: int) -> np.ndarray:
@@ -254,7 +256,7 @@ def match_payloads(rgb: np.ndarray, *, max_pixels: int | None = None) -> list[Wa
     Parameters
     ----------
     rgb : ndarray of uint8, shape (H, W, 3)
-        The whole image; needs at least 256x256 pixels.
+        The whole image; needs at least 256x256 pixels and 8 on each side.
     max_pixels : int, optional
         Cost bound: above it only a central band of full-width rows is read. Blocks keep
         their payload positions, so this averages fewer blocks but decodes the same
@@ -263,11 +265,12 @@ def match_payloads(rgb: np.ndarray, *, max_pixels: int | None = None) -> list[Wa
     Returns
     -------
     list of WatermarkMatch
-        One per payload of :data:`PAYLOADS`, empty when the image is too small.
+        One per payload of :data:`PAYLOADS`, empty when the image is too small or has
+        fewer than one block of rows or columns.
     """
     height, width = rgb.shape[:2]
-    if height * width < MIN_PIXELS:
-        return []
+    if height * width < MIN_PIXELS or min(height, width) < 2 * BLOCK:
+        return []  # too small, or too narrow for one block: no bit can be read
     side = 2 * BLOCK
     top = 0
     if max_pixels is not None and height * width > max_pixels:
