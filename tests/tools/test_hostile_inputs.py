@@ -229,3 +229,39 @@ def test_every_hostile_input_is_built_under_1_mb():
         data = build()
         if isinstance(data, bytes):
             assert 0 < len(data) < 1 << 20, build.__name__
+
+
+PEAK_MEMORY_MB = 1200
+"""The stated cap: no hostile input may take a process (or its decoding worker) past it."""
+
+_MEASURE = """
+import resource, sys
+from sleuth.tools import ImageLoadError, load_image
+from tests import hostile
+names = sys.argv[1:]
+for name in names:
+    try:
+        load_image(getattr(hostile, name)())
+    except ImageLoadError:
+        pass
+own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print(max(own, workers) // 1024)
+"""
+
+
+def test_every_hostile_input_stays_under_the_memory_cap():
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    names = [build.__name__ for build, _, _ in REFUSED.values()]
+    names += ["png_declaring", "bmp_declaring", "narrow_tall_png", "gif_many_frames",
+              "png_chunk_flood", "apng_hidden_default", "float_tiff_with_nan"]  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", _MEASURE, *names],
+        cwd=REPO, capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    peak_mb = int(done.stdout.split()[-1])
+    assert peak_mb < PEAK_MEMORY_MB, f"peak {peak_mb} MB"
