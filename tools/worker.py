@@ -24,7 +24,9 @@ import faulthandler
 import functools
 import math
 import multiprocessing
+import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -47,6 +49,35 @@ def _context() -> Any:
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__])
     return context
+
+
+def _forget_the_parents_forkserver() -> None:
+    """In a child made by a plain fork, drop the parent's forkserver: start our own.
+
+    multiprocessing keeps one forkserver per process in a module global; a child forked
+    from a process that started one (a ``ProcessPoolExecutor`` worker, say) inherits its
+    pid and checks it with ``waitpid``, which fails with ``ChildProcessError`` because
+    the forkserver is not its child. The fields are private, so each is checked first.
+    """
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    if server is None or getattr(server, "_forkserver_pid", None) is None:
+        return
+    alive = getattr(server, "_forkserver_alive_fd", None)
+    if alive is not None:
+        try:
+            os.close(alive)  # our copy; the parent keeps its own
+        except OSError:
+            pass
+    server._forkserver_alive_fd = None
+    server._forkserver_pid = None
+    server._forkserver_address = None
+    server._lock = threading.Lock()  # another thread may have held it at the fork
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_the_parents_forkserver)
 
 
 def decode_budgeted(

@@ -27,7 +27,9 @@ from tests.engines.vllm_server import serve
 
 pytestmark = pytest.mark.slow
 
-TRAINING_SEEDS = range(100, 116)
+TRAINING_SEEDS = range(100, 124)
+"""Cases the scripted model learns from; with 16 its margin on the held-out cases stalled
+near 2.7 logits once the prompts flattened file text, and 24 generalise."""
 MARGIN_SEEDS = range(200, 204)
 """Cases the trainer does not learn from but must answer with a margin (generalisation)."""
 HELD_OUT_SEED = 7
