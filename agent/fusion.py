@@ -25,6 +25,7 @@ Applying a coefficients file needs only the standard library: no scikit-learn at
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -34,7 +35,7 @@ from importlib import resources
 from typing import Any
 
 from sleuth.agent.context import AgentContext
-from sleuth.agent.features import extract_features
+from sleuth.agent.features import FeatureVector, extract_features
 from sleuth.agent.verdict import Evidence
 
 DEFAULT_WEIGHTS = "fusion-lr-v6.json"
@@ -70,11 +71,7 @@ class ProvenanceRules:
 
     def as_dict(self) -> dict[str, float]:
         """Return the rules as a coefficients file stores them."""
-        return {
-            "declared_ai": self.declared_ai,
-            "signed_capture": self.signed_capture,
-            "unsigned_capture": self.unsigned_capture,
-        }
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -150,13 +147,11 @@ class LogisticModel:
         return out
 
 
-def _caps(cap: Any) -> dict[str, float]:
-    """Read a file's ``cap``: absent, one number for both sides, or ``{"ai", "real"}``."""
+def _caps(cap: Mapping[str, Any] | None) -> dict[str, float]:
+    """Read a file's ``cap`` (``{"ai": ..., "real": ...}``; older files have none)."""
     if cap is None:
         return {}
-    if isinstance(cap, Mapping):
-        return {"cap_ai": float(cap["ai"]), "cap_real": float(cap["real"])}
-    return {"cap_ai": float(cap), "cap_real": float(cap)}
+    return {"cap_ai": float(cap["ai"]), "cap_real": float(cap["real"])}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -261,10 +256,12 @@ def contributions(
     """
     items = list(evidence)
     if weights.model is not None:
-        out = _model_contributions(items, weights.model)
+        vector = extract_features(items)
+        out = _model_contributions(items, vector, weights.model)
         if weights.provenance is not None:
             bias = weights.model.bias
-            _add_provenance(items, weights.provenance, out, bias, band or AgentContext().band)
+            band = band or AgentContext().band
+            _add_provenance(items, vector, weights.provenance, out, bias, band)
         return out
     best: dict[tuple[str, bool], tuple[str, float]] = {}
     for item in items:
@@ -281,8 +278,9 @@ def contributions(
     return dict(best.values())
 
 
-def _model_contributions(items: list[Evidence], model: LogisticModel) -> dict[str, float]:
-    vector = extract_features(items)
+def _model_contributions(
+    items: list[Evidence], vector: FeatureVector, model: LogisticModel
+) -> dict[str, float]:
     terms = model.terms(vector.values)
     out: dict[str, float] = {}
     for name, index in vector.sources.items():
@@ -293,13 +291,13 @@ def _model_contributions(items: list[Evidence], model: LogisticModel) -> dict[st
 
 def _add_provenance(
     items: list[Evidence],
+    vector: FeatureVector,
     rules: ProvenanceRules,
     out: dict[str, float],
     bias: float,
     band: tuple[float, float],
 ) -> None:
     """Add the provenance rules' terms to ``out`` (see :class:`ProvenanceRules`)."""
-    vector = extract_features(items)
 
     def add(flag: str, term: float) -> None:
         if vector.values.get(flag) == 1.0 and term:

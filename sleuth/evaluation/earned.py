@@ -27,18 +27,18 @@ from typing import Any
 
 import numpy as np
 
+from sleuth.agent.context import AgentContext
 from sleuth.agent.features import FEATURE_SET
 from sleuth.agent.fusion import ProvenanceRules
 from sleuth.evaluation.features import TRACKS
 from sleuth.evaluation.metrics import Scores, auroc
 from sleuth.evaluation.training import (
     TrainingData,
-    balanced_weights,
     fit_temperature,
-    log_loss,
     require_sklearn,
     sigmoid,
     source_splits,
+    worst_track_loss,
 )
 
 ONE_SIDED = ("size_generator_lossless",)
@@ -170,22 +170,23 @@ def _subset(data: TrainingData, rows: np.ndarray) -> TrainingData:
     )
 
 
-def _raw_decisions(
-    data: TrainingData, features: Sequence[str], c: float
-) -> tuple[np.ndarray, list[str]]:
+def _choose(data: TrainingData, candidates: Sequence[str]) -> list[str]:
+    """Return the one-sided candidates, then the others that are stable on ``data``."""
+    one_sided = [f for f in candidates if f in ONE_SIDED]
+    return one_sided + stable_features(data, [f for f in candidates if f not in ONE_SIDED])
+
+
+def _raw_decisions(data: TrainingData, candidates: Sequence[str], c: float) -> np.ndarray:
     """Out-of-fold decisions (leave one source out) of the uncalibrated model."""
     out = np.zeros(len(data.y))
     for train, test in source_splits(data.y, data.groups):
         inner = _subset(data, train)
-        chosen = [f for f in features if f in ONE_SIDED] + stable_features(
-            inner, [f for f in features if f not in ONE_SIDED]
-        )
-        used, means, scales, coef, intercept = _fit_core(inner, chosen, c)
+        used, means, scales, coef, intercept = _fit_core(inner, _choose(inner, candidates), c)
         cols = [data.features.index(f) for f in used]
         x = data.x[np.ix_(test, cols)]
         z = np.where(np.isnan(x), 0.0, (x - means) / scales)
         out[test] = intercept + z @ coef
-    return out, list(features)
+    return out
 
 
 def choose_caps(y: np.ndarray, z: np.ndarray, tracks: np.ndarray) -> tuple[float, float]:
@@ -238,18 +239,15 @@ def fit_pixel_model(
     require_sklearn()
     best: tuple[float, float, float, np.ndarray] | None = None
     for c in c_grid:
-        z, _ = _raw_decisions(data, candidates, c)
+        z = _raw_decisions(data, candidates, c)
         slope = fit_temperature(z, data.y, data.tracks)
-        loss = _worst_track_loss(data, sigmoid(slope * z))
+        loss = worst_track_loss(data.y, sigmoid(slope * z), data.tracks)
         if best is None or loss < best[0] - 1e-9:
             best = (loss, c, slope, z)
     assert best is not None
     _, c, slope, z = best
     cap_ai, cap_real = choose_caps(data.y, slope * z, data.tracks)
-    chosen = [f for f in candidates if f in ONE_SIDED] + stable_features(
-        data, [f for f in candidates if f not in ONE_SIDED]
-    )
-    used, means, scales, coef, intercept = _fit_core(data, chosen, c)
+    used, means, scales, coef, intercept = _fit_core(data, _choose(data, candidates), c)
     limit = ONE_SIDED_MAX * scales / max(slope, 1e-9)  # coefficient giving the most allowed
     coef = np.where(np.isin(used, ONE_SIDED), np.minimum(coef, limit), coef)
     return PixelModel(
@@ -263,15 +261,6 @@ def fit_pixel_model(
         cap_real=cap_real,
         c=c,
     )
-
-
-def _worst_track_loss(data: TrainingData, p: np.ndarray) -> float:
-    """Return the highest class-balanced log-loss of ``p`` over the tracks."""
-    losses = []
-    for track in np.unique(data.tracks):
-        rows = data.tracks == track
-        losses.append(log_loss(data.y[rows], p[rows], balanced_weights(data.y[rows])))
-    return max(losses)
 
 
 def provenance_decision(
@@ -294,7 +283,7 @@ def leave_one_source_out(
     data: TrainingData,
     *,
     rules: ProvenanceRules | None = None,
-    band: tuple[float, float] = (0.35, 0.65),
+    band: tuple[float, float] | None = None,
     c_grid: Sequence[float] = C_GRID,
     candidates: Sequence[str] = PIXEL_CANDIDATES + ONE_SIDED,
 ) -> np.ndarray:
@@ -305,6 +294,7 @@ def leave_one_source_out(
     """
     require_sklearn()
     rules = rules or ProvenanceRules()
+    band = band or AgentContext().band
     p = np.zeros(len(data.y))
     for train, test in source_splits(data.y, data.groups):
         model = fit_pixel_model(_subset(data, train), candidates=candidates, c_grid=c_grid)

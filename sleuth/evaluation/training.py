@@ -81,16 +81,16 @@ def fit_temperature(decision: np.ndarray, y: np.ndarray, tracks: np.ndarray | No
     """
     from scipy.optimize import minimize_scalar
 
-    groups = [np.ones(len(y), bool)] if tracks is None else [tracks == t for t in set(tracks)]
-    weights = [balanced_weights(y[g]) for g in groups]
-
     def worst(slope: float) -> float:
-        return max(
-            log_loss(y[g], sigmoid(slope * decision[g]), w)
-            for g, w in zip(groups, weights, strict=True)
-        )
+        return worst_track_loss(y, sigmoid(slope * decision), tracks)
 
     return float(minimize_scalar(worst, bounds=(0.01, 20.0), method="bounded").x)
+
+
+def worst_track_loss(y: np.ndarray, p: np.ndarray, tracks: np.ndarray | None = None) -> float:
+    """Return the highest class-balanced log-loss of ``p`` over the tracks (all rows: None)."""
+    groups = [np.ones(len(y), bool)] if tracks is None else [tracks == t for t in set(tracks)]
+    return max(log_loss(y[g], p[g], balanced_weights(y[g])) for g in groups)
 
 
 def sigmoid(t: np.ndarray) -> np.ndarray:
