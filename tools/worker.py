@@ -20,15 +20,18 @@ bound.
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import functools
 import math
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -130,7 +133,8 @@ def decode_budgeted(
         target=_child, args=(decoder, raw, kwargs, seconds, sender), daemon=True
     )
     try:
-        child.start()
+        with _without_main_module():
+            child.start()
     except BaseException:
         receiver.close()
         sender.close()
@@ -143,6 +147,30 @@ def decode_budgeted(
         if child.is_alive():
             child.kill()
         child.join()
+
+
+_STARTING = threading.Lock()
+
+
+@contextlib.contextmanager
+def _without_main_module() -> Iterator[None]:
+    """Start a worker without it running the caller's main script again.
+
+    multiprocessing prepares a forkserver child as it prepares a spawned one: the child
+    imports the parent's ``__main__`` first, so a user's script that calls
+    ``sleuth.analyze`` at top level, without an ``if __name__ == "__main__":`` guard,
+    would run again in every worker and fail there. The worker needs nothing from
+    ``__main__`` (its target and arguments live in importable modules), so while the
+    process starts (its preparation data is taken then) ``__main__`` is a bare module.
+    """
+    with _STARTING:
+        main = sys.modules.get("__main__")
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            yield
+        finally:
+            if main is not None:
+                sys.modules["__main__"] = main
 
 
 def _empty(shape: tuple[int, int, int]) -> np.ndarray:

@@ -277,3 +277,24 @@ def test_a_process_forked_after_decoding_can_decode_too():
     expected = load_image(hostile.apng_hidden_default()).size  # the parent's forkserver runs
     with ProcessPoolExecutor(2) as pool:
         assert list(pool.map(_size_in_a_pool_worker, range(4))) == [expected] * 4
+
+
+def test_a_script_without_a_main_guard_can_decode_in_the_worker(tmp_path):
+    """The worker must not run the caller's script again (it would decode again, and fail)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    script = tmp_path / "script.py"
+    script.write_text(
+        "from sleuth.tools import ImageLimits, load_image\n"
+        "from tests import hostile\n"
+        "print(load_image(hostile.apng_hidden_default(), limits=ImageLimits()).size)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=REPO, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "(64, 48)"
