@@ -18,9 +18,9 @@ from sleuth.agent.evidence import to_evidence
 from sleuth.agent.fusion import fuse
 from sleuth.agent.state import CaseView
 from sleuth.agent.verdict import Evidence, Stability, VariantCheck, label_for
-from sleuth.tools import LoadedImage, ToolRegistry, load_image
+from sleuth.tools import LoadedImage, ToolRegistry
 from sleuth.tools.survey import run_survey, survey_tools
-from sleuth.tools.variants import stability_variants
+from sleuth.tools.variants import load_copy, stability_variants
 
 FILE_TOOLS = frozenset({"provenance", "dimensions"})
 """Survey tools that describe the file rather than its pixels; not re-run on the copies.
@@ -77,7 +77,7 @@ def check(
     copies = []
     for name, data in stability_variants(image.full, count):
         found = list(kept)
-        done = run_survey(registry, load_image(data), tools=tools, top_k=0)
+        done = run_survey(registry, load_copy(data), tools=tools, top_k=0)
         for result in done.results.values():
             offset = len(evidence) + len(found)  # ids unique among the fused items
             found += to_evidence(result, view, offset=offset, region=None, step=0)

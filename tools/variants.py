@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from sleuth.tools.image import ImageLimits, LoadedImage, load_image
+
 WEB_LONG_SIDES = (512, 720, 1080, 1280, 1600, 2048)
 """Long sides the ``web`` recipe resizes to (down or up), as platforms and exports do."""
 WEB_AREA = (0.60, 0.95)
@@ -153,6 +155,15 @@ def encode(picture: Image.Image, fmt: str, quality: int, subsampling: str = "4:2
     else:
         raise ValueError(f"unknown format {fmt!r}; use JPEG or WEBP")
     return buf.getvalue()
+
+
+def load_copy(data: bytes) -> LoadedImage:
+    """Load a copy made by this module (or any file sleuth encoded itself).
+
+    Decoded in-process: the decode budget's worker process guards against hostile files,
+    and costs a few tens of milliseconds a file that sleuth's own encoder does not need.
+    """
+    return load_image(data, limits=ImageLimits(decode_seconds=0))
 
 
 def _seed_int(seed: int | str) -> int:

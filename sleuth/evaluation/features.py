@@ -14,7 +14,7 @@ from sleuth.evaluation.launder import launder
 from sleuth.evaluation.sources import Sample
 from sleuth.tools import LoadedImage, SleuthError, ToolRegistry, load_image
 from sleuth.tools.survey import run_survey
-from sleuth.tools.variants import web_copy
+from sleuth.tools.variants import load_copy, web_copy
 
 TRACKS = ("native", "laundered", "web")
 DEFAULT_CACHE = Path(".cache") / "evaluation" / "features"
@@ -57,9 +57,9 @@ def track_image(image: LoadedImage, track: str) -> LoadedImage:
     if track == "native":
         return image
     if track == "laundered":
-        return load_image(launder(image))
+        return load_copy(launder(image))
     if track == "web":
-        return load_image(web_copy(image.full, image.sha256)[0])
+        return load_copy(web_copy(image.full, image.sha256)[0])
     raise ValueError(f"unknown track {track!r}; use one of {', '.join(TRACKS)}")
 
 
