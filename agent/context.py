@@ -7,6 +7,17 @@ from dataclasses import dataclass
 from sleuth.tools.errors import SleuthError
 from sleuth.tools.variants import STABILITY_VARIANTS
 
+RANGES: dict[str, tuple[float, float]] = {
+    "max_steps": (1, 50),
+    "threshold": (0.5, 1.0),
+    "abstain_low": (0.0, 0.5),
+    "abstain_high": (0.5, 1.0),
+    "candidates": (0, 20),
+    "stability_variants": (0, STABILITY_VARIANTS),
+}
+"""Valid range (inclusive) of each :class:`AgentContext` field: the settings, the CLI and
+the MCP tools read their bounds from here."""
+
 
 class AgentConfigError(SleuthError, ValueError):
     """A context value is out of range; the message names it and the valid range."""
@@ -42,27 +53,10 @@ class AgentContext:
     stability_variants: int = 2
 
     def __post_init__(self) -> None:
-        checks = {
-            "max_steps": 1 <= self.max_steps <= 50,
-            "threshold": 0.5 <= self.threshold <= 1.0,
-            "abstain_low": 0.0 <= self.abstain_low <= 0.5,
-            "abstain_high": 0.5 <= self.abstain_high <= 1.0,
-            "candidates": 0 <= self.candidates <= 20,
-            "stability_variants": 0 <= self.stability_variants <= STABILITY_VARIANTS,
-        }
-        ranges = {
-            "max_steps": "1..50",
-            "threshold": "0.5..1",
-            "abstain_low": "0..0.5",
-            "abstain_high": "0.5..1",
-            "candidates": "0..20",
-            "stability_variants": f"0..{STABILITY_VARIANTS}",
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise AgentConfigError(
-                    f"{name}={getattr(self, name)!r} is out of range; use {ranges[name]}"
-                )
+        for name, (low, high) in RANGES.items():
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise AgentConfigError(f"{name}={value!r} is out of range; use {low}..{high}")
 
     @property
     def band(self) -> tuple[float, float]:

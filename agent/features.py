@@ -63,7 +63,7 @@ evidence of a real capture. The other size figures stay in the vector for report
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -130,10 +130,21 @@ FEATURE_NAMES = PROVENANCE_FEATURES + tuple(f.name for f in METRIC_FEATURES) + D
 class EvidenceLike(Protocol):
     """What features are read from: an agent ``Evidence`` or a tool ``Finding``."""
 
-    tool: str
-    direction: str
-    kind: str
-    metrics: dict[str, MetricValue]
+    @property
+    def tool(self) -> str:
+        """The tool's name."""
+
+    @property
+    def direction(self) -> str:
+        """Where the item points: ``ai``, ``real`` or ``neutral``."""
+
+    @property
+    def kind(self) -> str:
+        """What kind of evidence it is."""
+
+    @property
+    def metrics(self) -> Mapping[str, MetricValue]:
+        """The tool's numbers."""
 
 
 @dataclass(frozen=True)

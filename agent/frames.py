@@ -3,9 +3,9 @@
 A vision-language model sees the image resized to its input resolution and writes boxes
 in a convention of its family: Qwen2.5-VL in absolute pixels of the resized input;
 Qwen2-VL, Qwen3-VL and InternVL on a 0-1000 grid. :data:`FAMILIES` is the single table
-of model families: their box conventions and image budgets, and how vLLM serves them
-(:class:`Serving`, read by :mod:`sleuth.servers.vllm_recipe`). :class:`BoxFrame` converts
-boxes both ways and is round-trip tested.
+of model families: their box conventions and image budgets (how vLLM serves each is in
+:mod:`sleuth.servers.vllm.flags`). :class:`BoxFrame` converts boxes both ways and is
+round-trip tested.
 """
 
 from __future__ import annotations
@@ -19,36 +19,6 @@ from typing import Literal
 from sleuth.tools import Box, ToolInputError
 
 BoxUnits = Literal["input_pixels", "norm1000", "original_pixels"]
-
-
-@dataclass(frozen=True, kw_only=True)
-class Serving:
-    """How vLLM serves a family with tool calls (``sleuth model-server``).
-
-    Attributes
-    ----------
-    tool_call_parser : str
-        vLLM's ``--tool-call-parser`` for the family's tool-call format.
-    chat_template : str, optional
-        File name of a chat template shipped in ``sleuth/servers/templates``, for families
-        whose own template has no tools section; None keeps the model's template.
-    content_format : str
-        ``--chat-template-content-format``: ``openai`` when the template walks content parts
-        (so images stay where the message puts them, tool messages included).
-    max_model_len : int
-        Context length in tokens: the agent's prompt (tool schemas, evidence, a few images at
-        the family's pixel budget) and its answer.
-    """
-
-    tool_call_parser: str
-    chat_template: str | None = None
-    content_format: str = "openai"
-    max_model_len: int = 16384
-
-
-#: Qwen2-VL and Qwen2.5-VL write Hermes-style ``<tool_call>{json}</tool_call>`` blocks, but
-#: their chat templates have no tools section: the shipped one adds Qwen2.5's.
-QWEN_VL_TOOLS = Serving(tool_call_parser="hermes", chat_template="qwen2_5_vl_tools.jinja")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,8 +38,6 @@ class ModelFamily:
     min_pixels, max_pixels : int
         Bounds of the input resolution, in pixels (``max_pixels`` is also the image budget
         a served model is started with).
-    serving : Serving, optional
-        How vLLM serves the family; None when sleuth has no serving recipe for it.
     """
 
     name: str
@@ -78,7 +46,6 @@ class ModelFamily:
     factor: int = 28
     min_pixels: int = 56 * 56
     max_pixels: int = 1280 * 28 * 28
-    serving: Serving | None = None
 
 
 FAMILIES: tuple[ModelFamily, ...] = (
@@ -86,16 +53,14 @@ FAMILIES: tuple[ModelFamily, ...] = (
         name="qwen2.5-vl",
         pattern=r"qwen2[._]5[-_]?vl",
         boxes="input_pixels",
-        serving=QWEN_VL_TOOLS,
     ),
     ModelFamily(
         name="qwen3-vl",
         pattern=r"qwen3[-_]?vl",
         boxes="norm1000",
         factor=32,
-        serving=Serving(tool_call_parser="hermes"),  # its own template has tools
     ),
-    ModelFamily(name="qwen2-vl", pattern=r"qwen2[-_]?vl", boxes="norm1000", serving=QWEN_VL_TOOLS),
+    ModelFamily(name="qwen2-vl", pattern=r"qwen2[-_]?vl", boxes="norm1000"),
     ModelFamily(name="internvl", pattern=r"internvl", boxes="norm1000", factor=28),
 )
 """Known families, most specific pattern first."""

@@ -32,6 +32,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from sleuth.agent.context import AgentContext
@@ -198,6 +199,16 @@ class FusionWeights:
         """Load a packaged coefficients file."""
         text = resources.files("sleuth.agent").joinpath("weights", name).read_text("utf-8")
         return cls.from_dict(json.loads(text))
+
+    @staticmethod
+    def save(document: Mapping[str, Any], path: Path) -> None:
+        """Write a coefficients file (stable key order, one trailing newline).
+
+        The document is read back with :meth:`from_dict` first, so a file this writes is
+        one the fusion can load.
+        """
+        FusionWeights.from_dict(document)
+        path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FusionWeights:

@@ -11,17 +11,17 @@ START -+-> survey ----> reason <--(tool calls)--> act
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
 from sleuth.agent.backends.base import Backend
+from sleuth.agent.cases import CaseFiles
 from sleuth.agent.context import AgentContext
 from sleuth.agent.nodes import Investigation
 from sleuth.agent.state import CaseInput, CaseState
-from sleuth.agent.store import CaseFiles
 from sleuth.tools import ToolRegistry
 from sleuth.tools.image import ImageLimits
 
@@ -39,7 +39,7 @@ def build_graph(
     checkpointer: BaseCheckpointSaver | None = None,
     fallback: Backend | None = None,
     limits: ImageLimits | None = None,
-) -> CompiledStateGraph:
+) -> CompiledStateGraph[Any, Any, Any, Any]:
     """Build the investigation graph.
 
     Parameters

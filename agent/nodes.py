@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.runtime import Runtime
@@ -22,11 +22,11 @@ from sleuth.agent import messages as msg
 from sleuth.agent import stability as steady
 from sleuth.agent.backends.base import Backend, BackendError, Opinion, Situation
 from sleuth.agent.backends.offline import OfflineBackend
+from sleuth.agent.cases import CaseFiles
 from sleuth.agent.context import AgentContext
 from sleuth.agent.evidence import to_evidence
 from sleuth.agent.fusion import FusionWeights, contributions, fuse
 from sleuth.agent.state import CaseState, CaseView
-from sleuth.agent.store import CaseFiles
 from sleuth.agent.verdict import Evidence, Stability, Step, Verdict, label_for
 from sleuth.agent.versions import versions
 from sleuth.tools import Box, LoadedImage, ToolInputError, ToolRegistry, UnknownToolError
@@ -204,7 +204,7 @@ class Investigation:
     def reason(self, state: CaseState, runtime: Ctx) -> Command[Literal["act", "decide", "answer"]]:
         """Let the backend take a turn: call tools, conclude, or answer."""
         view = CaseView(state)
-        after = "answer" if view.mode == "followup" else "decide"
+        after: Literal["answer", "decide"] = "answer" if view.mode == "followup" else "decide"
         if view.turns >= runtime.context.max_steps:
             return Command(goto=after, update={"stop": "budget"})
         backend = self.backend_for(state)
@@ -229,7 +229,8 @@ class Investigation:
             seconds=round(time.perf_counter() - start, 4),
         )
         update |= {"messages": stamp([message], f"model{step.index}"), "steps": dumps([step])}
-        return Command(goto="act" if calls else after, update=update)
+        goto: Literal["act", "answer", "decide"] = "act" if calls else after
+        return Command(goto=goto, update=update)
 
     def act(self, state: CaseState, runtime: Ctx) -> dict[str, Any]:
         """Run the tool calls of the last model turn; bad calls go back as errors."""
@@ -307,13 +308,14 @@ class Investigation:
         backend = self.backend_for(state)
         situation = self.situation(state, runtime, backend)
         update: dict[str, Any] = {}
+        last = cast(AIMessage, state["messages"][-1])  # decide always follows a model turn
         try:
-            opinion = backend.conclude(situation, state["messages"][-1])
+            opinion = backend.conclude(situation, last)
         except BackendError as err:
             backend, failure = self._fall_back(backend, err)
             update["fallback_from"] = failure
             situation = self.situation(state, runtime, backend)
-            opinion = backend.conclude(situation, state["messages"][-1])
+            opinion = backend.conclude(situation, last)
         p_ai = fuse(situation.view.evidence, p_model=opinion.p_model, band=ctx.band)
         update["opinion"] = opinion_dump(opinion)
         confident = max(p_ai, 1.0 - p_ai) >= ctx.threshold

@@ -21,8 +21,7 @@ from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
 
-from sleuth.agent.sqlite_store import database_bytes, give_back_space
-from sleuth.agent.store import (
+from sleuth.agent.cases import (
     CASE_ID,
     IMAGE_SUFFIX,
     PRIVATE_FILE,
@@ -31,6 +30,7 @@ from sleuth.agent.store import (
     folder_bytes,
     latest_checkpoints,
 )
+from sleuth.agent.sqlite_store import database_bytes, give_back_space
 
 ACTIVE_WINDOW = 3600.0  # seconds: what was used this recently may be in use right now
 AGE_CHECK_EVERY = 3600.0  # seconds between automatic removals by age
@@ -195,8 +195,8 @@ def prune(
     latest = latest_checkpoints(checkpointer)
     cases = stored_cases(files, checkpointer, latest)
     report = PruneReport(dry_run=dry_run, size_before=store_bytes(files, checkpointer))
-    refs = Counter(  # every thread's image, also of threads retention leaves alone
-        item.checkpoint["channel_values"].get("image_id") for item in latest.values()
+    refs: Counter[str] = Counter(  # every thread's image, also of threads retention leaves alone
+        item.checkpoint["channel_values"].get("image_id") or "" for item in latest.values()
     )
     removed: set[str] = set()
     for path in _leftovers(files, set(refs), set(latest), idle):

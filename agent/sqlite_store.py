@@ -17,7 +17,7 @@ from pathlib import Path
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 
-from sleuth.agent.store import PRIVATE_FILE, CaseStoreError, private_dir, tighten
+from sleuth.agent.cases import PRIVATE_FILE, CaseStoreError, private_dir, tighten
 
 SQLITE_WAIT = 30.0  # seconds a connection waits for another writer
 HEADER = b"SQLite format 3\x00"

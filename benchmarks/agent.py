@@ -35,12 +35,12 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict
 
 from sleuth.agent.backends.base import Opinion, Situation
+from sleuth.agent.cases import CaseFiles, new_case_id, open_checkpointer
 from sleuth.agent.context import AgentContext
 from sleuth.agent.frames import BoxFrame
 from sleuth.agent.graph import build_graph
-from sleuth.agent.store import CaseFiles, new_case_id, open_checkpointer
+from sleuth.agent.session import DURABILITY
 from sleuth.agent.verdict import BackendIdentity
-from sleuth.api import DURABILITY
 from sleuth.tools import Finding, ToolRegistry, ToolResult, forensic_tool, load_image
 
 

@@ -34,8 +34,8 @@ sys.path.insert(0, str(HERE.parent))
 import anyio  # noqa: E402
 from mcp import Client, StdioServerParameters  # noqa: E402
 
-from sleuth.servers.inputs import InputPolicy  # noqa: E402
-from sleuth.servers.mcp import create_server  # noqa: E402
+from sleuth.servers.mcp.inputs import InputPolicy  # noqa: E402
+from sleuth.servers.mcp.server import create_server  # noqa: E402
 from sleuth.settings import Settings  # noqa: E402
 from tests.agent.conftest import composite_png  # noqa: E402
 

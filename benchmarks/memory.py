@@ -118,12 +118,12 @@ def child(path: str, mode: str, stage: str, image_module: str | None) -> None:
 
 def _analyze(image) -> None:
     """The offline analysis, as ``sleuth analyze`` runs it, with a throw-away case store."""
-    from sleuth.api import Investigator
+    from sleuth.api import open_session
     from sleuth.settings import Settings
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp), max_image_pixels=image.width * image.height)
-        with Investigator(settings) as investigator:
+        with open_session(settings) as investigator:
             investigator.analyze(image)
 
 

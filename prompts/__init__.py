@@ -83,3 +83,9 @@ def render(name: str, **values: Any) -> str:
         return _environment().get_template(name).render(**values).strip()
     except jinja2.UndefinedError as err:
         raise PromptError(f"prompt {name!r}: {err.message}; it takes {sorted(expected)}") from None
+
+
+if __name__ != "sleuth.prompts":  # e.g. `import prompts` from the repository root: a second copy
+    raise ImportError(
+        f"import sleuth.prompts, not {__name__}: the prompts/ folder is installed as sleuth.prompts"
+    )

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up .venv (once) and run the checks: ruff, then pytest. Extra arguments go to pytest.
+# Set up .venv (once) and run the checks: ruff, mypy (scripts/typecheck.sh), then pytest. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
@@ -23,6 +23,7 @@ if ! scripts/postgres.sh; then
 fi
 "$PY" -m ruff check .
 "$PY" -m ruff format --check .
+PY="$PY" scripts/typecheck.sh
 status=0
 "$PY" -m pytest "$@" || status=$?
 # exit 5 means no tests were collected (e.g. a -k filter matching nothing): not a failure

@@ -11,7 +11,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_API = ("analyze", "ask", "Investigator", "AnalysisInterrupted")
+_API = ("analyze", "ask", "open_session", "Session", "AnalysisInterrupted")
 
 
 def __getattr__(name: str) -> Any:
@@ -20,7 +20,11 @@ def __getattr__(name: str) -> Any:
         from sleuth import api
 
         return getattr(api, name)
+    if name == "Settings":
+        from sleuth.settings import Settings
+
+        return Settings
     raise AttributeError(f"module 'sleuth' has no attribute {name!r}")
 
 
-__all__ = ["__version__", *_API]
+__all__ = ["Settings", "__version__", *_API]

@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from sleuth.agent.context import AgentContext
+from sleuth.agent.backends import BackendOptions
+from sleuth.agent.context import RANGES, AgentContext
 from sleuth.tools.box import validation_message
 from sleuth.tools.errors import SleuthError
 from sleuth.tools.image import ImageLimits
-from sleuth.tools.variants import STABILITY_VARIANTS
 
 if TYPE_CHECKING:
-    from sleuth.agent.backends import BackendOptions
+    from sleuth.agent.session import SessionConfig
 
 ENV_PREFIX = "SLEUTH_"
 # Limits `sleuth serve` applies unless set: a server takes images from clients. An offline
@@ -43,6 +43,12 @@ def default_config_file() -> Path:
     """Return ``$XDG_CONFIG_HOME/sleuth/config.toml`` (``~/.config`` when unset)."""
     base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
     return Path(base) / "sleuth" / "config.toml"
+
+
+def _context_field(name: str, description: str) -> Any:
+    """Return a setting that is a field of :class:`AgentContext`, with its default and range."""
+    low, high = RANGES[name]
+    return Field(getattr(AgentContext, name), ge=low, le=high, description=description)
 
 
 class Settings(BaseModel):
@@ -87,15 +93,22 @@ class Settings(BaseModel):
     )
     backend: str = Field("offline", description="provider:model, e.g. openai:Qwen/Qwen2.5-VL-7B.")
     base_url: str | None = Field(None, description="OpenAI-compatible server for openai.")
-    api_key: str = Field("EMPTY", description="Bearer token for the model server.")
-    model_timeout: float = Field(60.0, gt=0, le=3600, description="Seconds per model call.")
-    model_retries: int = Field(1, ge=0, le=5, description="Retries after a failed call.")
+    api_key: str = Field(BackendOptions.api_key, description="Bearer token for the model server.")
+    model_timeout: float = Field(
+        BackendOptions.timeout, gt=0, le=3600, description="Seconds per model call."
+    )
+    model_retries: int = Field(
+        BackendOptions.retries, ge=0, le=5, description="Retries after a failed call."
+    )
     model_family: str | None = Field(None, description="Box convention override.")
     model_max_pixels: int | None = Field(
         None, ge=3136, description="Image budget of the model server, when not the default."
     )
     model_max_images: int = Field(
-        4, ge=1, le=64, description="Images per request the model server accepts."
+        BackendOptions.max_images,
+        ge=1,
+        le=64,
+        description="Images per request the model server accepts.",
     )
     fallback: bool = Field(False, description="Answer with the offline analyst if the model fails.")
     checkpoints: Literal["run", "step"] = Field(
@@ -105,15 +118,13 @@ class Settings(BaseModel):
             "interrupted), 'step' after every step as well (survives a killed process)."
         ),
     )
-    max_steps: int = Field(6, ge=1, le=50, description="Reasoning turns per question.")
-    threshold: float = Field(0.85, ge=0.5, le=1.0, description="Confidence that stops early.")
-    abstain_low: float = Field(0.35, ge=0.0, le=0.5, description="Abstain band, lower end.")
-    abstain_high: float = Field(0.65, ge=0.5, le=1.0, description="Abstain band, upper end.")
-    stability_variants: int = Field(
-        AgentContext.stability_variants,
-        ge=0,
-        le=STABILITY_VARIANTS,
-        description="Web-style copies the survey's pixel tools re-run on; 0 switches it off.",
+    max_steps: int = _context_field("max_steps", "Reasoning turns per question.")
+    threshold: float = _context_field("threshold", "Confidence that stops early.")
+    abstain_low: float = _context_field("abstain_low", "Abstain band, lower end.")
+    abstain_high: float = _context_field("abstain_high", "Abstain band, upper end.")
+    stability_variants: int = _context_field(
+        "stability_variants",
+        "Web-style copies the survey's pixel tools re-run on; 0 switches it off.",
     )
     # `sleuth serve --transport http` under slow or hostile clients
     http_header_timeout: float = Field(
@@ -135,8 +146,6 @@ class Settings(BaseModel):
 
     def backend_options(self, base_url: str | None = None) -> BackendOptions:
         """Return the model backend's options (``base_url`` overrides the setting)."""
-        from sleuth.agent.backends import BackendOptions
-
         return BackendOptions(
             base_url=base_url or self.base_url,
             api_key=self.api_key,
@@ -145,6 +154,36 @@ class Settings(BaseModel):
             family=self.model_family,
             max_pixels=self.model_max_pixels,
             max_images=self.model_max_images,
+        )
+
+    def context(self) -> AgentContext:
+        """Return the budgets and thresholds of each run."""
+        return AgentContext(
+            max_steps=self.max_steps,
+            threshold=self.threshold,
+            abstain_low=self.abstain_low,
+            abstain_high=self.abstain_high,
+            stability_variants=self.stability_variants,
+        )
+
+    def session_config(self) -> SessionConfig:
+        """Return what a :class:`sleuth.agent.session.Session` needs, resolved."""
+        from sleuth.agent.session import SessionConfig
+
+        return SessionConfig(
+            data_dir=self.data_dir,
+            case_store=self.case_store_target,
+            backend=self.backend,
+            backend_options=self.backend_options(),
+            backend_given="backend" in self.model_fields_set,
+            fallback=self.fallback,
+            checkpoints=self.checkpoints,
+            context=self.context(),
+            image_limits=self.image_limits,
+            max_store_mb=self.max_store_mb,
+            case_ttl_days=self.case_ttl_days,
+            tools_enabled=None if self.tools_enabled is None else tuple(self.tools_enabled),
+            tools_blocked=tuple(self.tools_blocked),
         )
 
     def for_serve(self) -> Settings:

@@ -8,7 +8,7 @@ from rich.text import Text
 
 from sleuth.agent.verdict import Evidence, Verdict
 from sleuth.agent.weighing import NOT_COUNTED, TOWARDS_WORDS
-from sleuth.render import evidence_lines, verdict_lines
+from sleuth.present.console import evidence_lines, verdict_lines
 from sleuth.tools import Box
 from tests.agent.test_weighing import mixed_verdict
 

@@ -14,9 +14,9 @@ from scipy import ndimage
 
 from sleuth.agent.verdict import Case, Evidence
 from sleuth.agent.weighing import NEGLIGIBLE, NOT_COUNTED
-from sleuth.annotate import EVIDENCE_COLOUR, LABEL_COLOUR, REGION_COLOUR, annotate
-from sleuth.api import Investigator
-from sleuth.report import ARTIFACT_MAX_SIDE, render_report
+from sleuth.api import open_session
+from sleuth.present.annotate import EVIDENCE_COLOUR, LABEL_COLOUR, REGION_COLOUR, annotate
+from sleuth.present.report import ARTIFACT_MAX_SIDE, render_report
 from sleuth.settings import Settings
 from sleuth.tools import Box
 from tests.agent.test_weighing import mixed_verdict
@@ -48,7 +48,7 @@ def with_payload() -> bytes:
 
 @pytest.fixture(scope="module")
 def investigator(tmp_path_factory):
-    with Investigator(Settings(data_dir=tmp_path_factory.mktemp("data"))) as s:
+    with open_session(Settings(data_dir=tmp_path_factory.mktemp("data"))) as s:
         yield s
 
 

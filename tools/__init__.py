@@ -46,3 +46,8 @@ __all__ = [
     "load_image_base64",
     "propose_boxes",
 ]
+
+if __name__ != "sleuth.tools":  # e.g. `import tools` from the repository root: a second copy
+    raise ImportError(
+        f"import sleuth.tools, not {__name__}: the tools/ folder is installed as sleuth.tools"
+    )

@@ -249,6 +249,10 @@ class ToolSpec:
     survey : bool
         Whether the default survey runs it on every image. Views (zoom) and
         expensive tools usually opt out.
+    aliases : tuple of str
+        Lower-case words or phrases that name the tool in a question ("error level"
+        for ``ela``); the name itself always counts. They are matched as substrings
+        of the question, so ``"zoom"`` also matches "zoomed".
     """
 
     name: str
@@ -260,6 +264,7 @@ class ToolSpec:
     cost: Cost = "cheap"
     regional: bool = True
     survey: bool = True
+    aliases: tuple[str, ...] = ()
 
     @property
     def description(self) -> str:
@@ -277,6 +282,7 @@ def forensic_tool(
     cost: Cost = "cheap",
     regional: bool = True,
     survey: bool = True,
+    aliases: tuple[str, ...] = (),
 ) -> Callable[[RunFunction], ToolSpec]:
     """Declare a forensic tool: decorate its ``run`` function to get a :class:`ToolSpec`.
 
@@ -307,6 +313,7 @@ def forensic_tool(
             cost=cost,
             regional=regional,
             survey=survey,
+            aliases=aliases,
         )
 
     return wrap

@@ -16,6 +16,7 @@ import functools
 import logging
 import re
 import struct
+from collections.abc import Callable
 
 from PIL import Image, features
 
@@ -56,7 +57,7 @@ _ISO_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm
 _ISO_HEIF_BRANDS |= {b"mif1", b"msf1", b"mif2"}
 _ISO_AVIF_BRANDS = {b"avif", b"avis"}
 
-_OWN_SIGNATURES = (
+_OWN_SIGNATURES: tuple[tuple[str, Callable[[bytes], bool]], ...] = (
     ("XPM", lambda raw: raw.startswith(b"/* XPM */")),  # before Pillow's looser XBM test
     ("IM", lambda raw: raw.startswith(b"Image type:")),
     ("TGA", lambda raw: raw[-18:] == b"TRUEVISION-XFILE.\x00"),
@@ -72,7 +73,7 @@ restart markers inside the scan)."""
 def heif_plugin() -> bool:
     """Register pillow-heif's HEIF/HEIC opener once; return whether it is installed."""
     try:
-        import pillow_heif  # type: ignore[import-not-found]
+        import pillow_heif
     except (ImportError, OSError):  # OSError: installed, but its libheif cannot load
         return False
     pillow_heif.register_heif_opener()

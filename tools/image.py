@@ -95,7 +95,8 @@ class LoadedImage:
     def gray(self) -> np.ndarray:
         """Return the view's luminance (BT.601 weights), read-only float32, computed once."""
         weights = np.array([0.299, 0.587, 0.114], np.float32)
-        luma = np.empty(self.rgb.shape[:2], np.float32)
+        height, width = self.rgb.shape[:2]
+        luma = np.empty((height, width), np.float32)
         # In bands of rows: the float copy stays in cache instead of a 12-byte-per-pixel
         # array of the whole image; each pixel's value is the same.
         for y in range(0, luma.shape[0], 64):

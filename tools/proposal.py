@@ -118,6 +118,36 @@ def propose_boxes(
     .. [2] Neubeck, A. and Van Gool, L. "Efficient Non-Maximum Suppression."
            ICPR 2006.
     """
+    z = _standardised(anomaly, smooth=smooth, min_spread=min_spread, two_sided=two_sided)
+    mask, labels, count = _components(z, z_threshold)
+    if count == 0:
+        return []
+    candidates = _scored_components(
+        z,
+        mask,
+        labels,
+        count,
+        z_threshold=z_threshold,
+        area_range=(min_area_fraction, max_area_fraction),
+        scale=_pixels_per_cell(anomaly.shape, image_size, cell),
+        image_size=image_size,
+    )
+    return nms(candidates, iou=nms_iou)[:top_k]
+
+
+def _pixels_per_cell(
+    map_shape: tuple[int, ...], image_size: tuple[int, int], cell: int | None
+) -> tuple[float, float]:
+    """Return the image pixels ``(sx, sy)`` one map cell covers."""
+    h, w = map_shape
+    width, height = image_size
+    return (float(cell), float(cell)) if cell else (width / w, height / h)
+
+
+def _standardised(
+    anomaly: np.ndarray, *, smooth: float, min_spread: float, two_sided: bool
+) -> np.ndarray:
+    """Smooth the map, then return its robust z-scores (absolute if two-sided, NaN as 0)."""
     values = np.asarray(anomaly, dtype=np.float64)
     if smooth > 0:
         values = ndimage.gaussian_filter(
@@ -126,16 +156,36 @@ def propose_boxes(
     z = robust_z(values, min_spread=min_spread)
     if two_sided:
         z = np.abs(z)
-    z = np.nan_to_num(z, nan=0.0)
+    return np.nan_to_num(z, nan=0.0)
+
+
+def _components(z: np.ndarray, z_threshold: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """Return the hysteresis mask of ``z``, its 8-connected labels and their count."""
     # Hysteresis: components seeded above the threshold grow through cells above 3/4
     # of it, so a region is boxed whole, not only at its strongest cells.
     mask = apply_hysteresis_threshold(z, z_threshold * 0.75, z_threshold)
     labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
-    if count == 0:
-        return []
-    h, w = anomaly.shape
-    width, height = image_size
-    sx, sy = (float(cell), float(cell)) if cell else (width / w, height / h)
+    return mask, labels, count
+
+
+def _scored_components(
+    z: np.ndarray,
+    mask: np.ndarray,
+    labels: np.ndarray,
+    count: int,
+    *,
+    z_threshold: float,
+    area_range: tuple[float, float],
+    scale: tuple[float, float],
+    image_size: tuple[int, int],
+) -> list[ScoredBox]:
+    """Box and score each labelled component whose share of the map is in ``area_range``.
+
+    ``scale`` is the image pixels per map cell ``(sx, sy)``; the score maps the
+    component's peak exceedance ``e = z - z_threshold`` to ``e / (e + 2)``.
+    """
+    h, w = labels.shape
+    min_area_fraction, max_area_fraction = area_range
     index = np.arange(1, count + 1)
     sizes = ndimage.sum_labels(mask, labels, index)
     peaks = ndimage.maximum(z, labels, index)
@@ -147,17 +197,29 @@ def propose_boxes(
         if not (min_area_fraction <= frac <= max_area_fraction):
             continue
         ys, xs = sl
-        box = Box(
-            x0=int(np.floor(xs.start * sx)),
-            y0=int(np.floor(ys.start * sy)),
-            x1=min(width, max(int(np.ceil(xs.stop * sx)), int(np.floor(xs.start * sx)) + 1)),
-            y1=min(height, max(int(np.ceil(ys.stop * sy)), int(np.floor(ys.start * sy)) + 1)),
-        )
         excess = max(0.0, float(peaks[label - 1]) - z_threshold)
         candidates.append(
-            ScoredBox(box=box, score=excess / (excess + 2.0), area_fraction=float(frac))
+            ScoredBox(
+                box=_cell_box(ys, xs, scale=scale, image_size=image_size),
+                score=excess / (excess + 2.0),
+                area_fraction=float(frac),
+            )
         )
-    return nms(candidates, iou=nms_iou)[:top_k]
+    return candidates
+
+
+def _cell_box(
+    ys: slice, xs: slice, *, scale: tuple[float, float], image_size: tuple[int, int]
+) -> Box:
+    """Map a component's cell slices to image pixels: at least 1 pixel wide, clipped."""
+    sx, sy = scale
+    width, height = image_size
+    return Box(
+        x0=int(np.floor(xs.start * sx)),
+        y0=int(np.floor(ys.start * sy)),
+        x1=min(width, max(int(np.ceil(xs.stop * sx)), int(np.floor(xs.start * sx)) + 1)),
+        y1=min(height, max(int(np.ceil(ys.stop * sy)), int(np.floor(ys.start * sy)) + 1)),
+    )
 
 
 def nms(boxes: list[ScoredBox], *, iou: float = 0.3) -> list[ScoredBox]:

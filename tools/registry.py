@@ -247,8 +247,20 @@ def validate_spec(spec: object) -> None:
         raise PluginValidationError(
             f"tool {spec.name!r}: cost must be cheap, moderate or expensive"
         )
+    _validate_aliases(spec)
     _validate_params_model(spec)
     _validate_run_signature(spec)
+
+
+def _validate_aliases(spec: ToolSpec) -> None:
+    aliases = spec.aliases
+    if not isinstance(aliases, tuple) or not all(
+        isinstance(alias, str) and alias.strip() and alias == alias.lower() for alias in aliases
+    ):
+        raise PluginValidationError(
+            f"tool {spec.name!r}: aliases must be a tuple of non-empty lower-case words or "
+            f"phrases, e.g. aliases=('blur', 'sharpness'); got {aliases!r}"
+        )
 
 
 def _validate_params_model(spec: ToolSpec) -> None:

@@ -19,6 +19,8 @@ from __future__ import annotations
 import io
 import socket
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -82,7 +84,7 @@ class ToolContract:
         """Make every outgoing network connection fail (local Unix sockets still work)."""
         connect = socket.socket.connect
 
-        def local_only(sock: socket.socket, *args: object, **kwargs: object) -> None:
+        def local_only(sock: socket.socket, *args: Any, **kwargs: Any) -> None:
             if sock.family == socket.AF_UNIX:  # the image decoder's worker, not the network
                 return connect(sock, *args, **kwargs)
             raise OSError("network access is not allowed in a forensic tool")
@@ -96,6 +98,12 @@ class ToolContract:
 
     def test_spec_is_valid(self, spec: ToolSpec) -> None:
         validate_spec(spec)
+
+    def test_aliases_are_lower_case_words(self, spec: ToolSpec) -> None:
+        assert isinstance(spec.aliases, tuple), "declare aliases as a tuple of str"
+        for alias in spec.aliases:
+            assert isinstance(alias, str) and alias.strip(), f"empty alias {alias!r}"
+            assert alias == alias.lower(), f"alias {alias!r} is not lower-case"
 
     def test_params_round_trip(self, spec: ToolSpec) -> None:
         defaults = spec.params()
@@ -159,7 +167,11 @@ class ToolContract:
             registry.run(spec.name, image, region=Box(x0=0, y0=0, x1=10_000, y1=20))
 
     def test_artifacts_are_written_and_referenced(
-        self, registry: ToolRegistry, spec: ToolSpec, contract_images: list[LoadedImage], tmp_path
+        self,
+        registry: ToolRegistry,
+        spec: ToolSpec,
+        contract_images: list[LoadedImage],
+        tmp_path: Path,
     ) -> None:
         result = registry.run(spec.name, contract_images[2], artifact_dir=tmp_path)
         names = {a.name for a in result.artifacts}

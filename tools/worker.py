@@ -193,7 +193,7 @@ def _child(
         sender.send({"ok": False, "bug": f"{type(err).__name__}: {err}"[:500]})
         return
     sender.send({"ok": True, "shape": list(rgb.shape), **header})
-    sender.send_bytes(memoryview(np.ascontiguousarray(rgb)).cast("B"))
+    sender.send_bytes(np.ascontiguousarray(rgb).data.cast("B"))
 
 
 def _limit_cpu(seconds: float) -> None:
@@ -235,7 +235,7 @@ def _receive(
         _stop(child)
         raise _too_slow(seconds, "wall-clock")
     try:
-        receiver.recv_bytes_into(memoryview(rgb).cast("B"))
+        receiver.recv_bytes_into(rgb.data.cast("B"))
     except EOFError:
         child.join(1.0)
         raise _died(child.exitcode, seconds) from None

@@ -28,16 +28,6 @@ POLICY_VERSION = "offline-v1"
 LISTED = 4
 """Findings named per side in an explanation; the rest are counted."""
 
-TOOL_WORDS = {
-    "ela": ("ela", "error level", "compression level"),
-    "spectrum": ("spectrum", "frequency", "fft", "fourier", "periodic"),
-    "noise": ("noise", "residual", "npr"),
-    "jpeg": ("jpeg", "quantization", "quantisation", "double compression"),
-    "provenance": ("provenance", "metadata", "exif", "c2pa", "xmp", "iptc", "watermark"),
-    "zoom": ("zoom", "close-up", "closer look", "enlarge", "look at"),
-}
-"""Words that name a tool in a question; a tool's own name always counts."""
-
 _REGION_NUMBER = re.compile(r"\b(?:box|region|candidate)\s*#?\s*(\d{1,2})\b", re.IGNORECASE)
 
 
@@ -187,7 +177,7 @@ def _inspect_calls(situation: Situation, region: Box) -> list[dict[str, object]]
 def _follow_up_calls(situation: Situation, request: Request) -> list[dict[str, object]]:
     registry = situation.registry
     evidence = situation.view.evidence
-    calls = []
+    calls: list[dict[str, object]] = []
     index = situation.view.next_step()
     tools = request.tools or (("zoom",) if request.region is not None else ())
     for i, name in enumerate(tools):
@@ -206,15 +196,18 @@ def _follow_up_calls(situation: Situation, request: Request) -> list[dict[str, o
 def read_request(question: str, situation: Situation) -> Request:
     """Read which tools and which region a follow-up question is about.
 
+    Tools: a tool's name or any of its declared ``aliases`` ("error level" names ``ela``),
+    each as whole words ("related" does not name ``ela``), so a plugin tool can be named
+    in a question too.
+
     Regions: ``box N`` / ``region N`` (the case's candidate regions, 1-based), or the
     words left, right, top, bottom, centre (halves and the middle quarter).
     """
     text = question.lower()
     tools = tuple(
-        name
-        for name in situation.registry.names()
-        if re.search(rf"\b{re.escape(name)}\b", text)
-        or any(word in text for word in TOOL_WORDS.get(name, ()))
+        spec.name
+        for spec in situation.registry
+        if any(re.search(rf"\b{re.escape(word)}\b", text) for word in (spec.name, *spec.aliases))
     )
     width, height = situation.image.size
     if match := _REGION_NUMBER.search(text):

@@ -19,21 +19,21 @@ _SESSION: dict[str, Any] = {}
 
 
 def open_session(backend: str) -> None:
-    """Open this process's investigator: a throw-away case store, the given backend."""
-    from sleuth.api import Investigator
+    """Open this process's session: a throw-away case store, the given backend."""
+    from sleuth.api import open_session as session_for
     from sleuth.settings import Settings
 
     folder = Path(tempfile.mkdtemp(prefix="sleuth-eval-"))
     settings = Settings.load().model_copy(
         update={"data_dir": folder, "backend": backend, "case_store": None}
     )
-    session = Investigator(settings).__enter__()
+    session = session_for(settings).__enter__()
     _SESSION.update(session=session, folder=folder)
     atexit.register(close_session)
 
 
 def close_session() -> None:
-    """Close the investigator and delete its case store."""
+    """Close the session and delete its case store."""
     if (session := _SESSION.pop("session", None)) is not None:
         session.__exit__(None, None, None)
     if (folder := _SESSION.pop("folder", None)) is not None:

@@ -223,98 +223,12 @@ def write_report(
         f"<h1>sleuth evaluation: {html.escape(source)}</h1>",
         f"<p>{len(rows)} analyses in {seconds:.0f} s; {len(summary['errors'])} error(s).</p>",
     ]
-    head = [
-        "track",
-        "method",
-        "n",
-        "accuracy",
-        "balanced acc.",
-        "AUROC",
-        "ECE",
-        "ECE floor",
-        "abstain",
-        "acc. decided",
-        "confidently wrong",
-        "coverage at 95%",
-        "TN FP FN TP",
-    ]
-    scored = [(t, m, s) for t, ms in summary["methods"].items() for m, s in ms.items()]
-    scored += [
-        (t, "fusion, leave one source out", s)
-        for t, s in summary.get("loso", {}).items()
-        if t != "all"
-    ]
-    body = [
-        [
-            track,
-            method,
-            s["n"],
-            s["accuracy"],
-            s["balanced_accuracy"],
-            s["auroc"],
-            s["ece"],
-            s["ece_floor"],
-            s["abstain_rate"],
-            s["accuracy_decided"],
-            s["confidently_wrong"],
-            s["coverage_95"],
-            " ".join(map(str, s["confusion"])),
-        ]
-        for track, method, s in scored
-    ]
-    parts += ["<h2>Methods</h2>", _table(head, body)]
-    parts.append(
-        "<p>The analyst's figures use the shipped coefficients; when this set is the "
-        "one they were fitted on, they are in-sample. The leave-one-source-out rows refit "
-        "the fusion's whole procedure once per source, without it, and predict that "
-        "source: the honest estimate. <i>abstain</i> is the share of images with p_ai in "
-        "the abstain band, <i>acc. decided</i> the accuracy on the rest (selective "
-        "accuracy); <i>confidently wrong</i> the share with p_ai >= 0.85 on a real image "
-        "or <= 0.15 on an AI image; <i>coverage at 95%</i> the largest share of images "
-        "that can be called, most confident first, at 95% accuracy.</p>"
-    )
+    parts += _methods_section(summary)
     parts += [f'<img src="{n}" alt="{n}">' for n in _plots(out, rows, tracks)]
     if localisation:
-        parts += [
-            "<h2>Localisation</h2>",
-            _table(
-                ["composites", "kind", "mean best IoU", "mean top-1 IoU", "hit rate (IoU >= 0.5)"],
-                [
-                    [v["n"], k, v["mean_iou"], v["mean_top1_iou"], v["hit_rate"]]
-                    for k, v in {"all": localisation, **localisation["by_kind"]}.items()
-                ],
-            ),
-        ]
+        parts += _localisation_section(localisation)
     for track in tracks:
-        for column, table in summary["breakdowns"][track].items():
-            parts += [
-                f"<h3>{html.escape(track)}: by {html.escape(column)}</h3>",
-                _table(
-                    [
-                        column,
-                        "n",
-                        "fakes",
-                        "accuracy",
-                        "mean p_ai",
-                        "called",
-                        "acc. called",
-                        "confidently wrong",
-                    ],  # fmt: skip
-                    [
-                        [
-                            g["name"],
-                            g["n"],
-                            g["fakes"],
-                            g["accuracy"],
-                            g["mean_p_ai"],
-                            g["called"],
-                            g["accuracy_called"],
-                            g["confidently_wrong"],
-                        ]  # fmt: skip
-                        for g in table
-                    ],
-                ),
-            ]
+        parts += _breakdown_sections(track, summary["breakdowns"][track])
     if summary["errors"]:
         parts += [
             "<h2>Errors</h2>",
@@ -331,3 +245,81 @@ def write_report(
     path = out / "report.html"
     path.write_text(page, encoding="utf-8")
     return path
+
+
+METHOD_COLUMNS = (
+    ("track", None),
+    ("method", None),
+    ("n", "n"),
+    ("accuracy", "accuracy"),
+    ("balanced acc.", "balanced_accuracy"),
+    ("AUROC", "auroc"),
+    ("ECE", "ece"),
+    ("ECE floor", "ece_floor"),
+    ("abstain", "abstain_rate"),
+    ("acc. decided", "accuracy_decided"),
+    ("confidently wrong", "confidently_wrong"),
+    ("coverage at 95%", "coverage_95"),
+)
+BREAKDOWN_COLUMNS = (
+    ("n", "n"),
+    ("fakes", "fakes"),
+    ("accuracy", "accuracy"),
+    ("mean p_ai", "mean_p_ai"),
+    ("called", "called"),
+    ("acc. called", "accuracy_called"),
+    ("confidently wrong", "confidently_wrong"),
+)
+
+
+def _methods_section(summary: dict[str, Any]) -> list[str]:
+    """Return the methods table (shipped analyst, baselines, leave-one-source-out rows)."""
+    scored = [(t, m, s) for t, ms in summary["methods"].items() for m, s in ms.items()]
+    scored += [
+        (t, "fusion, leave one source out", s)
+        for t, s in summary.get("loso", {}).items()
+        if t != "all"
+    ]
+    head = [name for name, _ in METHOD_COLUMNS] + ["TN FP FN TP"]
+    body = [
+        [track, method]
+        + [s[key] for _, key in METHOD_COLUMNS if key is not None]
+        + [" ".join(map(str, s["confusion"]))]
+        for track, method, s in scored
+    ]
+    return [
+        "<h2>Methods</h2>",
+        _table(head, body),
+        "<p>The analyst's figures use the shipped coefficients; when this set is the "
+        "one they were fitted on, they are in-sample. The leave-one-source-out rows refit "
+        "the fusion's whole procedure once per source, without it, and predict that "
+        "source: the honest estimate. <i>abstain</i> is the share of images with p_ai in "
+        "the abstain band, <i>acc. decided</i> the accuracy on the rest (selective "
+        "accuracy); <i>confidently wrong</i> the share with p_ai >= 0.85 on a real image "
+        "or <= 0.15 on an AI image; <i>coverage at 95%</i> the largest share of images "
+        "that can be called, most confident first, at 95% accuracy.</p>",
+    ]
+
+
+def _localisation_section(localisation: dict[str, Any]) -> list[str]:
+    """Return the localisation table (IoU of proposed regions on composites)."""
+    return [
+        "<h2>Localisation</h2>",
+        _table(
+            ["composites", "kind", "mean best IoU", "mean top-1 IoU", "hit rate (IoU >= 0.5)"],
+            [
+                [v["n"], k, v["mean_iou"], v["mean_top1_iou"], v["hit_rate"]]
+                for k, v in {"all": localisation, **localisation["by_kind"]}.items()
+            ],
+        ),
+    ]
+
+
+def _breakdown_sections(track: str, breakdowns: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Return one table per breakdown column (source, generator, format, ...) of a track."""
+    parts = []
+    for column, table in breakdowns.items():
+        head = [column] + [name for name, _ in BREAKDOWN_COLUMNS]
+        body = [[g["name"]] + [g[key] for _, key in BREAKDOWN_COLUMNS] for g in table]
+        parts += [f"<h3>{html.escape(track)}: by {html.escape(column)}</h3>", _table(head, body)]
+    return parts

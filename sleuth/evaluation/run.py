@@ -61,7 +61,7 @@ def train_from_source(
     leave_one_source_out` (the whole fit redone per held-out source); the shipped model
     from :func:`~sleuth.evaluation.earned.fit_pixel_model` on every row.
     """
-    from sleuth.agent.fusion import ProvenanceRules
+    from sleuth.agent.fusion import FusionWeights, ProvenanceRules
     from sleuth.evaluation.earned import (
         earned_document,
         fit_pixel_model,
@@ -72,7 +72,6 @@ def train_from_source(
         TrainingData,
         require_sklearn,
         scores_by_track,
-        write_coefficients,
     )
 
     require_sklearn()
@@ -105,7 +104,7 @@ def train_from_source(
         candidates=candidates,
         c_grid=c_grid,
     )
-    write_coefficients(document, out)
+    FusionWeights.save(document, out)
     return document
 
 

@@ -7,11 +7,8 @@ the standard library alone.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -110,8 +107,3 @@ def scores_by_track(data: TrainingData, p: np.ndarray) -> dict[str, Scores]:
     out = {t: score(data.y[data.tracks == t], p[data.tracks == t]) for t in TRACKS}
     out["all"] = score(data.y, p)
     return {k: v for k, v in out.items() if v.n}
-
-
-def write_coefficients(document: dict[str, Any], path: Path) -> None:
-    """Write a coefficients file (stable key order, one trailing newline)."""
-    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 
-from sleuth.api import Investigator
+from sleuth.api import open_session
 from sleuth.settings import Settings
 from tests.conftest import encode, photo
 from tests.tools.test_localisation import PASTED, paste
@@ -24,7 +24,7 @@ def settings(tmp_path, monkeypatch) -> Settings:
 
 @pytest.fixture
 def session(settings):
-    with Investigator(settings) as s:
+    with open_session(settings) as s:
         yield s
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from sleuth.api import Investigator
+from sleuth.api import open_session
 from sleuth.settings import Settings
 from tests.agent.conftest import encode, photo
 from tests.agent.fake_server import serve, text, tool_call
@@ -78,7 +78,7 @@ def record(settings: Settings, seeds: range) -> list[ChatExample]:
     for seed in seeds:
         with serve(replies) as (url, seen):
             vlm = scripted_settings(settings, backend="openai:tiny-vlm", base_url=url)
-            with Investigator(vlm) as session:
+            with open_session(vlm) as session:
                 session.analyze(image(seed))
         if len(seen) != 2:
             raise RuntimeError(f"expected two model turns, the agent sent {len(seen)}")

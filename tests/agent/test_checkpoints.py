@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from sleuth.api import Investigator
+from sleuth.api import open_session
 from sleuth.settings import Settings
 from tests.agent.conftest import composite_png
 from tests.agent.fake_server import serve, text
@@ -57,7 +57,7 @@ def killed_while_the_model_thinks(tmp_path, checkpoints):
 
 def test_step_checkpoints_keep_the_survey_of_a_killed_run(tmp_path):
     settings = killed_while_the_model_thinks(tmp_path, "step")
-    with Investigator(settings) as session:
+    with open_session(settings) as session:
         [summary] = session.cases()
         case = session.case(summary.case_id)
     assert case.status == "interrupted" and case.verdict is None
@@ -65,7 +65,7 @@ def test_step_checkpoints_keep_the_survey_of_a_killed_run(tmp_path):
         model = settings.model_copy(
             update={"backend": "openai:Qwen/Qwen2.5-VL-7B-Instruct", "base_url": url}
         )
-        with Investigator(model) as session:
+        with open_session(model) as session:
             verdict = session.resume(summary.case_id)
     assert read_the_model(verdict) and seen  # asked once, or twice when nudged to look again
     surveyed = [s.tool for s in verdict.steps if s.kind == "survey"]
@@ -74,5 +74,5 @@ def test_step_checkpoints_keep_the_survey_of_a_killed_run(tmp_path):
 
 def test_run_checkpoints_write_nothing_of_a_killed_run(tmp_path):
     settings = killed_while_the_model_thinks(tmp_path, "run")
-    with Investigator(settings) as session:
+    with open_session(settings) as session:
         assert session.cases() == []

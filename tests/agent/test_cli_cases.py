@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from sleuth.agent.verdict import Answer, Case, Verdict
-from sleuth.api import Investigator
+from sleuth.api import open_session
 from sleuth.settings import Settings
 from tests.agent.conftest import composite_png
 from tests.conftest import encode, photo
@@ -103,7 +103,7 @@ def stored_files(data):
 
 def test_cases_prune_dry_run_removes_nothing_then_prune_does(tmp_path, env):
     data = tmp_path / "data"
-    with Investigator(Settings(data_dir=data)) as session:
+    with open_session(Settings(data_dir=data)) as session:
         made = {session.analyze(encode(photo(seed, (96, 64)))).case_id for seed in (1, 2)}
     before = stored_files(data)
     plan = sleuth(["cases", "prune", "--older-than", "0", "--dry-run"], env).stdout

@@ -35,7 +35,7 @@ from sleuth.agent.messages import (
     untrusted,
 )
 from sleuth.agent.verdict import Evidence
-from sleuth.api import Investigator
+from sleuth.api import open_session
 from tests.agent.fake_server import serve, text, tool_call
 from tests.conftest import photo
 
@@ -212,7 +212,7 @@ def recorded(settings):
         }
     )
     with serve(replies) as (url, seen):
-        with Investigator(vlm.model_copy(update={"base_url": url})) as session:
+        with open_session(vlm.model_copy(update={"base_url": url})) as session:
             case = session.analyze(hostile_png(), question="Real? " + " ".join(ASKED.values()))
             session.ask(case.case_id, "And the EXIF? " + ASKED["CR/LF"])
             session.ask(case.case_id, "Once more. " + ASKED["a chat-template token"])

@@ -8,7 +8,7 @@ from PIL import Image
 
 from sleuth.agent.messages import data_url, to_openai
 from sleuth.agent.verdict import Verdict
-from sleuth.api import Investigator
+from sleuth.api import open_session
 from sleuth.settings import Settings
 from tests.agent.conftest import A1111, PASTED, composite_png, png_with_text
 from tests.conftest import photo
@@ -17,7 +17,7 @@ from tests.conftest import photo
 def test_a_composite_is_inspected_region_by_region(settings):
     steps = []
     never_confident = settings.model_copy(update={"threshold": 1.0})
-    with Investigator(never_confident) as session:
+    with open_session(never_confident) as session:
         verdict = session.analyze(composite_png(), progress=steps.append)
     tool_steps = [s for s in verdict.steps if s.kind == "tool"]
     assert verdict.regions, "the survey proposed no regions"
@@ -50,7 +50,7 @@ def test_declared_generator_settles_it_without_looking_closer(session):
 
 def test_running_out_of_budget_gives_uncertain_with_the_evidence(settings):
     tight = settings.model_copy(update={"max_steps": 1, "threshold": 1.0})
-    with Investigator(tight) as session:
+    with open_session(tight) as session:
         verdict = session.analyze(composite_png())
     assert verdict.label == "uncertain" and verdict.stopped == "budget"
     assert verdict.evidence and "budget" in verdict.explanation
@@ -78,7 +78,7 @@ def test_instructions_in_metadata_change_nothing_and_stay_wrapped(session, field
     a = session.analyze(png_with_text(rgb, plain))
     b = session.analyze(png_with_text(rgb, tricked))
     assert (a.label, a.p_ai) == (b.label, b.p_ai) == ("ai_generated", a.p_ai)
-    state = session._state(b.case_id)
+    state = session.store.state(b.case_id)
     rendered = to_openai(
         [m for m in state["messages"] if isinstance(m, HumanMessage)],
         system="system",
@@ -115,7 +115,7 @@ def test_follow_ups_call_tools_on_numbered_boxes_and_cite_new_evidence(session):
 
 
 def test_an_unknown_case_is_a_clear_error(session):
-    from sleuth.agent.store import UnknownCaseError
+    from sleuth.agent.cases import UnknownCaseError
 
     with pytest.raises(UnknownCaseError, match="not a case id"):
         session.ask("../../etc/passwd", "hi")

@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from sleuth.agent.backends.local import decode_data_url
-from sleuth.agent.store import UnknownCaseError
+from sleuth.agent.cases import UnknownCaseError
 from sleuth.agent.verdict import label_for
-from sleuth.api import AnalysisInterrupted, Investigator
+from sleuth.api import AnalysisInterrupted, open_session
 from tests.agent.conftest import composite_png
 from tests.agent.fake_server import Connections, serve, text, tool_call
 
@@ -52,13 +52,13 @@ def free_port():
 
 def test_server_down_interrupts_with_the_case_kept_and_resumable(settings):
     down = vlm(settings, f"http://127.0.0.1:{free_port()}/v1", model_retries=0)
-    with Investigator(down) as session:
+    with open_session(down) as session:
         with pytest.raises(AnalysisInterrupted, match="cannot reach the model server") as info:
             session.analyze(composite_png())
         case = session.case(info.value.case_id)
         assert case.status == "interrupted" and case.verdict is None
     with serve([lambda body: text(json.dumps(VERDICT))]) as (url, seen):
-        with Investigator(vlm(settings, url)) as session:
+        with open_session(vlm(settings, url)) as session:
             verdict = session.resume(info.value.case_id)
     assert verdict.case_id == info.value.case_id and read_the_model(verdict)
     assert any(s.kind == "survey" for s in verdict.steps)  # the survey was not run again
@@ -69,7 +69,7 @@ def test_server_down_interrupts_with_the_case_kept_and_resumable(settings):
 
 def test_fallback_to_offline_is_recorded_in_the_verdict(settings):
     down = vlm(settings, f"http://127.0.0.1:{free_port()}/v1", model_retries=0, fallback=True)
-    with Investigator(down) as session:
+    with open_session(down) as session:
         verdict = session.analyze(composite_png())
     assert verdict.backend.provider == "offline"  # who answered ...
     assert verdict.backend.fallback_from.startswith("openai:Qwen/Qwen2.5-VL-7B-Instruct failed")
@@ -79,7 +79,7 @@ def test_fallback_to_offline_is_recorded_in_the_verdict(settings):
 
 def test_a_slow_server_times_out_after_one_retry(settings):
     with serve([lambda body: text("late")], delay=3.0) as (url, seen):
-        with Investigator(vlm(settings, url, model_timeout=0.5, model_retries=1)) as session:
+        with open_session(vlm(settings, url, model_timeout=0.5, model_retries=1)) as session:
             with pytest.raises(AnalysisInterrupted, match="did not answer within 0.5 s"):
                 session.analyze(composite_png())
     assert len(seen) == 2  # the call and its one retry
@@ -93,7 +93,7 @@ def test_malformed_and_out_of_range_calls_go_back_to_the_model(settings):
         lambda body: text(json.dumps(VERDICT)),
     ]
     with serve(replies) as (url, seen):
-        with Investigator(vlm(settings, url)) as session:
+        with open_session(vlm(settings, url)) as session:
             verdict = session.analyze(composite_png())
     errors = [s for s in verdict.steps if s.error]
     assert len(errors) == 3 and read_the_model(verdict)
@@ -111,7 +111,7 @@ def test_a_second_zoom_on_the_same_box_keeps_the_first_crop(settings):
         lambda body: text(json.dumps(VERDICT)),
     ]
     with serve(replies) as (url, seen):
-        with Investigator(vlm(settings, url)) as session:
+        with open_session(vlm(settings, url)) as session:
             verdict = session.analyze(composite_png())
             crops = [e.artifacts[0] for e in verdict.evidence if e.tool == "zoom"]
             files = [session.files.artifact_path(verdict.case_id, name) for name in crops]
@@ -139,7 +139,7 @@ def test_invalid_verdict_json_falls_back_to_structured_output_then_errors(settin
         lambda body: text("still no json"),
     ]
     with serve(replies) as (url, seen):
-        with Investigator(vlm(settings, url)) as session:
+        with open_session(vlm(settings, url)) as session:
             with pytest.raises(AnalysisInterrupted, match="no readable verdict") as info:
                 session.analyze(composite_png())
             assert session.case(info.value.case_id).status == "interrupted"
@@ -149,7 +149,7 @@ def test_invalid_verdict_json_falls_back_to_structured_output_then_errors(settin
 
 def test_the_request_carries_the_image_tools_and_box_frame(settings):
     with serve([lambda body: text(json.dumps(VERDICT))]) as (url, seen):
-        with Investigator(vlm(settings, url)) as session:
+        with open_session(vlm(settings, url)) as session:
             verdict = session.analyze(composite_png())
     body = seen[0]
     names = {t["function"]["name"] for t in body["tools"]}
@@ -166,7 +166,7 @@ def test_the_request_carries_the_image_tools_and_box_frame(settings):
 
 
 def test_ask_on_an_unknown_case_is_clear(settings):
-    with Investigator(settings) as session, pytest.raises(UnknownCaseError):
+    with open_session(settings) as session, pytest.raises(UnknownCaseError):
         session.ask("0123456789abcdef-01234567", "hi")
 
 
@@ -175,7 +175,7 @@ def test_a_session_closes_its_connections_to_the_model_server(settings):
     gc.disable()  # a leaked client would otherwise close whenever the collector runs
     try:
         with serve([lambda body: text(json.dumps(VERDICT))], connections=connections) as (url, _):
-            with Investigator(vlm(settings, url)) as session:
+            with open_session(vlm(settings, url)) as session:
                 session.analyze(composite_png())
                 assert connections.open == 1  # kept alive between the loop's requests
             assert connections.wait_until_closed() == 0

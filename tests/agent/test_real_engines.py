@@ -18,7 +18,7 @@ from langchain_core.messages import ToolMessage
 
 from sleuth.agent.frames import BoxFrame, family_for
 from sleuth.agent.messages import IMAGE_PART
-from sleuth.api import Investigator
+from sleuth.api import open_session
 from sleuth.settings import Settings
 from tests.agent.scripted_chats import SIZE, ZOOM_BOX, image, record, scripted_settings
 from tests.engines.fixtures import require_vllm, scripted_model_fixture
@@ -70,14 +70,14 @@ def check_scripted_case(session, verdict):
     assert verdict.label == "ai_generated" and verdict.stopped == "confident"
     assert verdict.boxes == [box]
     assert verdict.p_model is not None and verdict.p_model > 0.5  # from the label token
-    messages = session._state(verdict.case_id)["messages"]
+    messages = session.store.state(verdict.case_id)["messages"]
     (reply,) = [m for m in messages if isinstance(m, ToolMessage)]
     assert any(isinstance(p, dict) and p.get("type") == IMAGE_PART for p in reply.content)
 
 
 def test_transformers_backend_runs_the_scripted_loop(scripted_model, settings):
     local = scripted_settings(settings, backend=f"transformers:{scripted_model}")
-    with Investigator(local) as session:
+    with open_session(local) as session:
         verdict = session.analyze(image(HELD_OUT_SEED))
         check_scripted_case(session, verdict)
     assert verdict.backend.provider == "transformers"
@@ -86,7 +86,7 @@ def test_transformers_backend_runs_the_scripted_loop(scripted_model, settings):
 def test_openai_backend_runs_the_scripted_loop_on_vllm_cpu(settings, vllm_base_url):
     base_url = vllm_base_url
     served = scripted_settings(settings, backend="openai:tiny-vlm", base_url=base_url)
-    with Investigator(served) as session:
+    with open_session(served) as session:
         verdict = session.analyze(image(HELD_OUT_SEED))
         check_scripted_case(session, verdict)
     assert verdict.backend.provider == "openai" and verdict.backend.base_url == base_url

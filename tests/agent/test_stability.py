@@ -6,7 +6,7 @@ from sleuth.agent import stability
 from sleuth.agent.context import AgentContext
 from sleuth.agent.fusion import fuse
 from sleuth.agent.verdict import label_for
-from sleuth.api import Investigator
+from sleuth.api import open_session
 from sleuth.settings import Settings, SettingsError
 from sleuth.tools import ToolRegistry, load_image
 from sleuth.tools.variants import STABILITY_VARIANTS, stability_variants
@@ -72,9 +72,9 @@ def test_unstable_means_the_label_moves(monkeypatch, p_original, p_copy, stable)
 
 @pytest.mark.parametrize("image", [camera_jpeg, declared_png])
 def test_a_stable_verdict_is_unchanged(settings, image):
-    with Investigator(settings) as session:
+    with open_session(settings) as session:
         checked = session.analyze(image())
-    with Investigator(settings.model_copy(update={"stability_variants": 0})) as session:
+    with open_session(settings.model_copy(update={"stability_variants": 0})) as session:
         plain = session.analyze(image())
     assert checked.stability is not None and checked.stability.stable
     assert len(checked.stability.variants) == AgentContext.stability_variants
@@ -90,7 +90,7 @@ def test_a_stable_verdict_is_unchanged(settings, image):
 
 def test_a_label_that_moves_on_a_copy_gives_uncertain_and_says_why(settings, monkeypatch):
     flipping_fusion(monkeypatch)
-    with Investigator(settings) as session:
+    with open_session(settings) as session:
         verdict = session.analyze(declared_png())
     fused = label_for(verdict.p_ai, verdict.abstain_band)
     assert fused == "ai_generated", "the declared generator should settle it"
@@ -108,7 +108,7 @@ def test_a_label_that_moves_on_a_copy_gives_uncertain_and_says_why(settings, mon
 
 def test_zero_variants_switch_the_check_off(settings, monkeypatch):
     calls = flipping_fusion(monkeypatch)
-    with Investigator(settings.model_copy(update={"stability_variants": 0})) as session:
+    with open_session(settings.model_copy(update={"stability_variants": 0})) as session:
         verdict = session.analyze(declared_png())
     assert verdict.stability is None and not calls
     assert "stability" not in [s.kind for s in verdict.steps]

@@ -2,7 +2,7 @@
 
 import threading
 
-from sleuth.agent.store import open_checkpointer
+from sleuth.agent.cases import open_checkpointer
 
 
 def open_at_once(path, workers):

@@ -11,8 +11,8 @@ import time
 import pytest
 
 from sleuth.agent import retention
-from sleuth.agent.store import CaseStoreError
-from sleuth.api import Investigator
+from sleuth.agent.cases import CaseStoreError
+from sleuth.api import open_session
 from sleuth.settings import Settings
 from sleuth.tools import SleuthError
 from tests.conftest import encode, photo
@@ -82,12 +82,12 @@ def test_prune_by_size_removes_the_least_recently_used_first(session):
 
 
 def test_a_full_store_makes_room_or_refuses_with_the_setting_named(settings, monkeypatch):
-    with Investigator(settings) as session:
+    with open_session(settings) as session:
         first = session.analyze(small_png(6)).case_id
         size = retention.store_bytes(session.files, session.checkpointer)
     incoming = len(small_png(7))
     quota = settings.model_copy(update={"max_store_mb": (size + incoming / 2) / retention.MB})
-    with Investigator(quota) as session:
+    with open_session(quota) as session:
         with pytest.raises(CaseStoreError, match="max_store_mb .* cases used in the last"):
             session.analyze(small_png(7))  # the only case to remove is in use
         monkeypatch.setattr(retention, "ACTIVE_WINDOW", 0.0)
@@ -95,7 +95,7 @@ def test_a_full_store_makes_room_or_refuses_with_the_setting_named(settings, mon
         assert [r.case_id for r in session.cases()] == [second]
         assert not session.files.artifact_dir(first).exists()
     tiny = settings.model_copy(update={"max_store_mb": 0.001})
-    with Investigator(tiny) as session, pytest.raises(CaseStoreError, match="larger than"):
+    with open_session(tiny) as session, pytest.raises(CaseStoreError, match="larger than"):
         session.analyze(small_png(8))
 
 
@@ -119,7 +119,7 @@ def test_an_open_store_of_an_older_version_is_tightened(settings):
     for path in (data / "images", data / "cases"):
         path.chmod(0o755)
     (data / "cases.sqlite").chmod(0o644)
-    with Investigator(settings):
+    with open_session(settings):
         pass
     assert mode(data / "images") == mode(data / "cases") == 0o700
     assert mode(data / "cases.sqlite") == 0o600
@@ -145,7 +145,7 @@ def test_leftovers_of_killed_runs_go_once_they_are_old(session):
 
 
 def test_prune_needs_a_limit_and_serve_sets_them(settings, monkeypatch):
-    with Investigator(settings) as session, pytest.raises(SleuthError, match="nothing to prune"):
+    with open_session(settings) as session, pytest.raises(SleuthError, match="nothing to prune"):
         session.prune()
     assert settings.for_serve().max_store_mb == 2048 and settings.for_serve().case_ttl_days == 30
     assert settings.for_serve().max_image_pixels == 24_000_000  # about 1 GB per analysis
@@ -159,7 +159,7 @@ def test_a_damaged_store_is_one_error_naming_the_file(settings, kept):
     """Random bytes, or a real store cut short (at 99% SQLite's own checks pass)."""
     database = settings.data_dir / "cases.sqlite"
     if kept:
-        with Investigator(settings) as session:
+        with open_session(settings) as session:
             session.analyze(small_png(11))
         whole = database.read_bytes()
         database.write_bytes(whole[: int(len(whole) * kept)])
@@ -167,7 +167,7 @@ def test_a_damaged_store_is_one_error_naming_the_file(settings, kept):
         settings.data_dir.mkdir()
         database.write_bytes(os.urandom(40_000))
     with pytest.raises(CaseStoreError) as caught:
-        with Investigator(settings) as session:
+        with open_session(settings) as session:
             session.cases()
             session.analyze(small_png(12))
     message = str(caught.value)

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from sleuth.agent.frames import FAMILIES
-from sleuth.servers.vllm_recipe import (
+from sleuth.servers.vllm.flags import SERVING
+from sleuth.servers.vllm.recipe import (
     RecipeError,
     serving_family,
     vllm_command,
@@ -16,7 +17,7 @@ from sleuth.servers.vllm_recipe import (
 )
 from sleuth.tools import SleuthError
 
-SERVABLE = [f for f in FAMILIES if f.serving is not None]
+SERVABLE = [f for f in FAMILIES if f.name in SERVING]
 
 
 def flag(argv: list[str], name: str) -> str:
@@ -90,9 +91,9 @@ def test_gpu_command_is_vllm_serve_and_leaves_dtype_and_compilation_to_vllm() ->
 def test_every_servable_family_has_its_parser_and_length() -> None:
     for family in SERVABLE:
         argv = vllm_command("m", family=family.name)
-        assert flag(argv, "--tool-call-parser") == family.serving.tool_call_parser
-        assert flag(argv, "--max-model-len") == str(family.serving.max_model_len)
-        assert ("--chat-template" in argv) == (family.serving.chat_template is not None)
+        assert flag(argv, "--tool-call-parser") == SERVING[family.name].tool_call_parser
+        assert flag(argv, "--max-model-len") == str(SERVING[family.name].max_model_len)
+        assert ("--chat-template" in argv) == (SERVING[family.name].chat_template is not None)
 
 
 def test_environment_keeps_caches_inside(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from sleuth.servers.vllm_recipe import chat_template, serving_family
+from sleuth.servers.vllm.recipe import chat_template, serving_family
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE = REPO / ".cache" / "engines"

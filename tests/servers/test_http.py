@@ -8,14 +8,14 @@ import time
 
 import pytest
 
-from sleuth.servers.connections import (
+from sleuth.servers.mcp.connections import (
     ACCEPT_ERROR,
     FD_RESERVE,
     QuietLogs,
     connection_limits,
     quiet_accept_errors,
 )
-from sleuth.servers.http import ServeError, read_token
+from sleuth.servers.mcp.http import ServeError, read_token
 
 
 @pytest.mark.parametrize(
@@ -48,7 +48,7 @@ def test_random_tokens_are_accepted(tmp_path):
 def test_a_flood_of_accept_errors_logs_a_few_short_lines(monkeypatch):
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
-    logger = logging.getLogger("sleuth.servers.http")
+    logger = logging.getLogger("sleuth.servers.mcp.http")
     monkeypatch.setattr(logger, "filters", [QuietLogs(burst=3, interval=10.0)])
     logger.addHandler(handler)
     handle = quiet_accept_errors()

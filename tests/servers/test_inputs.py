@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from sleuth.servers import inputs
-from sleuth.servers.inputs import (
+from sleuth.servers.mcp import inputs
+from sleuth.servers.mcp.inputs import (
     InputPolicy,
     InputRefused,
     check_public_url,

@@ -12,10 +12,11 @@ from mcp import Client
 from pydantic import BaseModel, ConfigDict
 
 from sleuth.agent.weighing import NOT_COUNTED, effects
-from sleuth.servers import inputs
-from sleuth.servers.inputs import InputPolicy
-from sleuth.servers.mcp import _verdict_text, create_server
-from sleuth.servers.untrusted import (
+from sleuth.servers.mcp import inputs
+from sleuth.servers.mcp.case_tools import verdict_text as _verdict_text
+from sleuth.servers.mcp.inputs import InputPolicy
+from sleuth.servers.mcp.server import create_server
+from sleuth.servers.mcp.untrusted import (
     NOTE,
     MarkedAnswer,
     MarkedCase,

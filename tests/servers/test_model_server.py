@@ -13,12 +13,13 @@ from typer.testing import CliRunner
 
 from sleuth.agent.frames import FAMILIES
 from sleuth.cli import app
-from sleuth.servers import model_server
-from sleuth.servers.vllm_recipe import vllm_command
+from sleuth.servers.vllm import launch as model_server
+from sleuth.servers.vllm.flags import SERVING
+from sleuth.servers.vllm.recipe import vllm_command
 from tests.engines import vllm_server
 
 SLEUTH = Path(sys.executable).with_name("sleuth")
-SERVABLE = [f for f in FAMILIES if f.serving is not None]
+SERVABLE = [f for f in FAMILIES if f.name in SERVING]
 MODELS = {
     "qwen2.5-vl": "Qwen/Qwen2.5-VL-7B-Instruct",
     "qwen2-vl": "Qwen/Qwen2-VL-7B-Instruct",
@@ -56,12 +57,12 @@ def test_dry_run_prints_the_familys_flags(family):
     argv, env, client = dry_run(MODELS[family.name])
     assert argv[:3] == ["vllm", "serve", MODELS[family.name]]
     assert "--enable-auto-tool-choice" in argv
-    assert flag(argv, "--tool-call-parser") == family.serving.tool_call_parser == "hermes"
+    assert flag(argv, "--tool-call-parser") == SERVING[family.name].tool_call_parser == "hermes"
     assert json.loads(flag(argv, "--limit-mm-per-prompt")) == {"image": 4, "video": 0}
     pixels = json.loads(flag(argv, "--mm-processor-kwargs"))["max_pixels"]
     assert pixels == family.max_pixels
     assert json.loads(flag(argv, "--structured-outputs-config"))["backend"] == "xgrammar"
-    assert flag(argv, "--max-model-len") == str(family.serving.max_model_len) == "16384"
+    assert flag(argv, "--max-model-len") == str(SERVING[family.name].max_model_len) == "16384"
     assert flag(argv, "--chat-template-content-format") == "openai"
     assert (flag(argv, "--host"), flag(argv, "--port")) == ("127.0.0.1", "8000")
     assert env == {"VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}

@@ -10,7 +10,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
-from sleuth.servers.untrusted import MarkedAnswer, MarkedVerdict
+from sleuth.servers.mcp.untrusted import MarkedAnswer, MarkedVerdict
 from tests.servers.mcp_client import error_text, http_server, run
 
 pytestmark = pytest.mark.slow

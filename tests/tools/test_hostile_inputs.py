@@ -184,12 +184,12 @@ def test_a_narrow_tall_png_gets_results_from_every_tool(registry):
 
 @pytest.mark.parametrize("build", [hostile.narrow_tall_png, hostile.apng_hidden_default])
 def test_the_whole_analysis_gives_a_verdict(build, tmp_path, monkeypatch):
-    from sleuth.api import Investigator
+    from sleuth.api import open_session
     from sleuth.settings import Settings
 
     (tmp_path / "none.toml").write_text("")
     monkeypatch.setenv("SLEUTH_CONFIG", str(tmp_path / "none.toml"))
-    with Investigator(Settings.load(data_dir=tmp_path / "data")) as investigator:
+    with open_session(Settings.load(data_dir=tmp_path / "data")) as investigator:
         verdict = investigator.analyze(build())
     assert verdict.label in {"ai_generated", "real", "uncertain"}
     assert 0.0 <= verdict.p_ai <= 1.0

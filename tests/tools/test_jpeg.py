@@ -8,14 +8,9 @@ from PIL import Image
 from scipy import fft
 
 from sleuth.tools import Box, load_image
-from sleuth.tools.builtin.jpeg.tables import (
-    IJG_CHROMA,
-    IJG_LUMA,
-    block_dct,
-    estimate_ijg_quality,
-    expected_grid,
-    ijg_table,
-)
+from sleuth.tools.builtin.jpeg.dct import block_dct
+from sleuth.tools.builtin.jpeg.grid import expected_grid
+from sleuth.tools.builtin.jpeg.tables import IJG_CHROMA, IJG_LUMA, estimate_ijg_quality, ijg_table
 from tests.conftest import encode, loaded, photo
 
 

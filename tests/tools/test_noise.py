@@ -3,7 +3,7 @@ import math
 import numpy as np
 from PIL import Image
 
-from sleuth.tools.builtin.noise.residual import npr_block_ratio, npr_deviation_log
+from sleuth.tools.builtin.noise import npr_block_ratio, npr_deviation_log
 from tests.conftest import loaded, photo
 
 

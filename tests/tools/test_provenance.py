@@ -13,8 +13,7 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from sleuth.tools import ToolRegistry, load_image
-from sleuth.tools.builtin.provenance import watermark
-from sleuth.tools.builtin.provenance.tool import provenance
+from sleuth.tools.builtin.provenance import provenance, watermark
 from tests.conftest import encode, photo
 
 REGISTRY = ToolRegistry([provenance])

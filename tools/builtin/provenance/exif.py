@@ -12,6 +12,7 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError
@@ -133,7 +134,7 @@ def _number(value: object) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _thumbnail_bytes(blob: bytes, ifd1: dict) -> bytes | None:
+def _thumbnail_bytes(blob: bytes, ifd1: dict[int, Any]) -> bytes | None:
     tiff = blob[6:] if blob.startswith(b"Exif\x00\x00") else blob
     offset, length = ifd1.get(0x0201), ifd1.get(0x0202)
     if not isinstance(offset, int) or not isinstance(length, int):
@@ -170,11 +171,9 @@ def camera_fields(facts: ExifFacts) -> tuple[bool, list[str]]:
         if raw and dates[name] is None:
             problems.append(f"{name} is not a valid date")
     now = datetime.now()
-    for name, value in dates.items():
-        if value is not None and not datetime(1970, 1, 1) <= value <= now.replace(
-            year=now.year + 1
-        ):
-            problems.append(f"{name} year {value.year} is implausible")
+    for name, when in dates.items():
+        if when is not None and not datetime(1970, 1, 1) <= when <= now.replace(year=now.year + 1):
+            problems.append(f"{name} year {when.year} is implausible")
     original, modified = dates["DateTimeOriginal"], dates["DateTime"]
     if original and modified and (original - modified).total_seconds() > 86400:
         problems.append("the capture date is later than the modification date")
@@ -237,7 +236,7 @@ def thumbnail_similarity(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            thumb = Image.open(io.BytesIO(thumbnail))
+            thumb: Image.Image = Image.open(io.BytesIO(thumbnail))
             if thumb.size[0] * thumb.size[1] > 1_000_000:
                 return None
             thumb = thumb.convert("L")
@@ -299,8 +298,7 @@ def exif_findings(
         consistent, ``neutral`` (0.5) when not; or an editor finding (``neutral``).
     """
     findings = []
-    text = facts.text
-    software = text.get("Software", "")
+    software = facts.text.get("Software", "")
     kind = software_kind(software) if software else None
     if kind is not None and kind[0] == "generator" and not generator_reported:
         findings.append(
@@ -315,7 +313,26 @@ def exif_findings(
             )
         )
     camera, problems = camera_fields(facts)
+    metrics, caveats, mismatch = _exif_context(facts, software, size, orientation, thumbnail)
+    editor = kind[1] if kind is not None and kind[0] == "editor" else None
+    if editor is not None:
+        metrics["exif_editor"] = editor
+        caveats.append(f"re-saved with {editor}")
+    found = _camera_finding(camera, problems + mismatch, editor, metrics, caveats)
+    return findings if found is None else [*findings, found]
+
+
+def _exif_context(
+    facts: ExifFacts,
+    software: str,
+    size: tuple[int, int],
+    orientation: int,
+    thumbnail: tuple[float, float] | None,
+) -> tuple[dict[str, str | float | None], list[str], list[str]]:
+    """Return the EXIF metrics, caveats on the file's later history, and thumbnail problems."""
+    text = facts.text
     caveats = [WEAK]
+    problems = []
     metrics: dict[str, str | float | None] = {
         "exif_make": text.get("Make"),
         "exif_model": text.get("Model"),
@@ -336,48 +353,47 @@ def exif_findings(
             caveats.append("the EXIF thumbnail has another aspect ratio: cropped since capture")
         elif correlation < THUMB_MATCH:
             problems.append(f"the EXIF thumbnail shows a different picture (r={correlation:.2f})")
-    if kind is not None and kind[0] == "editor":
-        metrics["exif_editor"] = kind[1]
-        caveats.append(f"re-saved with {kind[1]}")
+    return metrics, caveats, problems
+
+
+def _camera_finding(
+    camera: bool,
+    problems: list[str],
+    editor: str | None,
+    metrics: dict[str, str | float | None],
+    caveats: list[str],
+) -> Finding | None:
+    """Judge the camera fields: consistent, inconsistent, implausible, or an editor's save."""
     if camera and problems:
-        findings.append(
-            Finding(
-                summary=f"Camera EXIF is present but inconsistent: {'; '.join(problems[:4])}.",
-                score=0.5,
-                kind="provenance",
-                metrics=metrics,
-                caveats=[*caveats, "metadata copied onto another image or edited by hand"],
-            )
+        return Finding(
+            summary=f"Camera EXIF is present but inconsistent: {'; '.join(problems[:4])}.",
+            score=0.5,
+            kind="provenance",
+            metrics=metrics,
+            caveats=[*caveats, "metadata copied onto another image or edited by hand"],
         )
-    elif camera:
-        findings.append(
-            Finding(
-                summary="Camera EXIF (make, model, exposure settings) is present and "
-                "self-consistent.",
-                score=0.3,
-                direction="real",
-                kind="provenance",
-                metrics=metrics,
-                caveats=caveats,
-            )
+    if camera:
+        return Finding(
+            summary="Camera EXIF (make, model, exposure settings) is present and self-consistent.",
+            score=0.3,
+            direction="real",
+            kind="provenance",
+            metrics=metrics,
+            caveats=caveats,
         )
-    elif problems:
-        findings.append(
-            Finding(
-                summary=f"The EXIF has implausible values: {'; '.join(problems[:4])}.",
-                kind="provenance",
-                metrics=metrics,
-                caveats=caveats,
-            )
+    if problems:
+        return Finding(
+            summary=f"The EXIF has implausible values: {'; '.join(problems[:4])}.",
+            kind="provenance",
+            metrics=metrics,
+            caveats=caveats,
         )
-    elif kind is not None and kind[0] == "editor":
-        findings.append(
-            Finding(
-                summary=f"The EXIF Software tag names an editor or library ({kind[1]}): the "
-                "file was re-saved by software.",
-                kind="provenance",
-                metrics=metrics,
-                caveats=["editing says nothing about whether the content was generated"],
-            )
+    if editor is not None:
+        return Finding(
+            summary=f"The EXIF Software tag names an editor or library ({editor}): the "
+            "file was re-saved by software.",
+            kind="provenance",
+            metrics=metrics,
+            caveats=["editing says nothing about whether the content was generated"],
         )
-    return findings
+    return None

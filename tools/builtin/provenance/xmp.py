@@ -26,7 +26,6 @@ MAX_PACKETS = 8
 MAX_ELEMENTS = 50_000
 STARTS = (b"<x:xmpmeta", b"<x:xapmeta")
 IPTC_EXT = "iptc.org/std/iptc4xmpext/"
-DST_PREFIX = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 
 SOURCE_TYPES = {
     "trainedAlgorithmicMedia": "ai",

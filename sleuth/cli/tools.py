@@ -1,0 +1,104 @@
+"""``sleuth tools``: list and run forensic tools."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import Progress
+
+from sleuth.cli.common import (
+    AsJson,
+    OutDir,
+    err,
+    out,
+    parse_assignments,
+    print_artifacts,
+    refuse_url,
+    registry_for,
+)
+from sleuth.present.console import findings_table, survey_json, tool_result_json, tools_table
+from sleuth.settings import Settings
+from sleuth.tools import Box, load_image
+from sleuth.tools.survey import run_survey
+
+app = typer.Typer(help="List and run forensic tools.", no_args_is_help=True)
+
+
+@app.command("list")
+def tools_list(as_json: AsJson = False) -> None:
+    """List the installed forensic tools (built-ins and plugins)."""
+    registry = registry_for(Settings.load())
+    if as_json:
+        rows = [
+            {
+                "name": s.name,
+                "cost": s.cost,
+                "regional": s.regional,
+                "survey": s.survey,
+                "description": s.description,
+                "parameters": s.params.model_json_schema(),
+            }
+            for s in registry
+        ]
+        out.print_json(json.dumps(rows))
+    else:
+        out.print(tools_table(registry))
+
+
+@app.command("run")
+def tools_run(
+    name: Annotated[str, typer.Argument(help="Tool name (see `sleuth tools list`).")],
+    image: Annotated[Path, typer.Argument(help="Image file.")],
+    box: Annotated[
+        str | None, typer.Option("--box", help="Region x0,y0,x1,y1 in original pixels.")
+    ] = None,
+    assignments: Annotated[
+        list[str] | None, typer.Option("--set", help="Parameter key=value (repeatable).")
+    ] = None,
+    as_json: AsJson = False,
+    out_dir: OutDir = None,
+) -> None:
+    """Run one forensic tool on an image, or on a region of it."""
+    refuse_url(image)
+    settings = Settings.load()
+    registry = registry_for(settings)
+    loaded = load_image(image, limits=settings.image_limits)
+    region = Box.parse(box) if box else None
+    params = parse_assignments(assignments or [])
+    result = registry.run(name, loaded, params, region=region, artifact_dir=out_dir)
+    if as_json:
+        out.print_json(tool_result_json(result))
+    else:
+        out.print(findings_table(result.findings, title=f"{name} on {image.name}"))
+        print_artifacts(result.artifacts, out_dir)
+
+
+@app.command("survey")
+def tools_survey(
+    image: Annotated[Path, typer.Argument(help="Image file.")],
+    as_json: AsJson = False,
+    out_dir: OutDir = None,
+) -> None:
+    """Run the default survey (every survey tool on the whole image) and propose regions."""
+    refuse_url(image)
+    settings = Settings.load()
+    registry = registry_for(settings)
+    loaded = load_image(image, limits=settings.image_limits)
+    with Progress(console=err, transient=True, disable=as_json or not err.is_terminal) as bar:
+        task = bar.add_task("survey", total=None)
+
+        def progress(tool: str, done: int, total: int) -> None:
+            bar.update(task, description=f"running {tool}", completed=done, total=total)
+
+        result = run_survey(registry, loaded, artifact_dir=out_dir, progress=progress)
+    if as_json:
+        out.print_json(survey_json(loaded, result))
+        return
+    findings = [f for r in result.results.values() for f in r.findings]
+    out.print(findings_table(findings, title=f"survey of {image.name}"))
+    for i, cand in enumerate(result.candidates, start=1):
+        out.print(f"candidate {i}: {cand.box.as_tuple()} score {cand.score:.2f}")
+    print_artifacts([a for r in result.results.values() for a in r.artifacts], out_dir)

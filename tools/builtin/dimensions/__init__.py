@@ -1,1 +1,0 @@
-"""Dimension tools: priors on generator output sizes."""

@@ -1,1 +1,0 @@
-"""Frequency-domain tools."""

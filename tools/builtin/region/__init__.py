@@ -1,1 +1,0 @@
-"""Tools that look at regions: zoom, box proposal."""

@@ -1,1 +1,0 @@
-"""Texture tools: rich/poor texture contrast (PatchCraft, weight-free)."""
