@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from sleuth import prompts
 from sleuth.agent.state import CaseView
 from sleuth.agent.verdict import Evidence
 from sleuth.tools import Box
 from sleuth.tools.base import ToolResult
+from sleuth.tools.isolation import ERROR_METRIC
 
 
 def to_evidence(
@@ -49,3 +53,22 @@ def to_evidence(
         )
         for i, f in enumerate(result.findings)
     ]
+
+
+def failed_tools(evidence: Iterable[Evidence]) -> dict[str, str]:
+    """Return the tools whose calls failed (evidence of kind ``error``), each with its cause.
+
+    Each tool appears once, with its first failure, in the order of the evidence.
+    """
+    out: dict[str, str] = {}
+    for item in evidence:
+        if item.kind == "error" and item.tool not in out:
+            out[item.tool] = str(item.metrics.get(ERROR_METRIC, item.summary))
+    return out
+
+
+def failure_note(failed: dict[str, str]) -> str:
+    """Return the explanation's sentence naming the failed tools and why they failed."""
+    return prompts.render(
+        "failed_tools_note", tools=[{"name": n, "cause": c} for n, c in failed.items()]
+    )

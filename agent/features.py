@@ -179,7 +179,8 @@ def extract_features(evidence: Iterable[EvidenceLike]) -> FeatureVector:
     ----------
     evidence : iterable of Evidence or Finding
         Items carrying ``tool``, ``direction``, ``kind`` and ``metrics``; items with a
-        ``region`` other than None (regional re-runs) are skipped.
+        ``region`` other than None (regional re-runs) and error items (a tool that
+        failed) are skipped.
 
     Returns
     -------
@@ -193,7 +194,7 @@ def extract_features(evidence: Iterable[EvidenceLike]) -> FeatureVector:
         by_tool.setdefault(feature.tool, []).append(feature.name)
     metric_of = {f.name: f.metric for f in METRIC_FEATURES}
     for index, item in enumerate(evidence):
-        if getattr(item, "region", None) is not None:
+        if getattr(item, "region", None) is not None or item.kind == "error":
             continue
         if item.tool == "provenance":
             for flag in PROVENANCE_FEATURES:

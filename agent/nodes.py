@@ -3,6 +3,8 @@
 Each node returns a partial state update, or a ``Command`` that also says where to go.
 Nodes share what they need through one :class:`Investigation` built by the graph factory;
 budgets and thresholds come from the run's :class:`~sleuth.agent.context.AgentContext`.
+Tools run isolated (:func:`sleuth.tools.isolation.run_isolated`): a tool that fails gives
+an evidence item of kind ``error`` and the investigation goes on without it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from sleuth.agent.backends.base import Backend, BackendError, Opinion, Situation
 from sleuth.agent.backends.offline import OfflineBackend
 from sleuth.agent.cases import CaseFiles
 from sleuth.agent.context import AgentContext
-from sleuth.agent.evidence import to_evidence
+from sleuth.agent.evidence import failed_tools, failure_note, to_evidence
 from sleuth.agent.fusion import FusionWeights, contributions, fuse
 from sleuth.agent.state import CaseState, CaseView
 from sleuth.agent.verdict import Evidence, Stability, Step, Verdict, label_for
@@ -32,6 +34,7 @@ from sleuth.agent.versions import versions
 from sleuth.tools import Box, LoadedImage, ToolInputError, ToolRegistry, UnknownToolError
 from sleuth.tools.base import ToolResult
 from sleuth.tools.image import ImageLimits
+from sleuth.tools.isolation import failure, run_isolated
 from sleuth.tools.survey import run_survey
 
 logger = logging.getLogger(__name__)
@@ -138,6 +141,7 @@ class Investigation:
         view = CaseView(state)
         evidence: list[Evidence] = []
         steps: list[Step] = []
+        failed = done.failed
         for name, result in done.results.items():
             index = view.next_step(len(steps))
             found = to_evidence(result, view, offset=len(evidence), region=None, step=index)
@@ -148,6 +152,7 @@ class Investigation:
                     kind="survey",
                     tool=name,
                     result=one_line(found),
+                    error=name in failed,
                     seconds=round(done.seconds[name], 4),
                 )
             )
@@ -294,6 +299,7 @@ class Investigation:
                     tool=call["name"],
                     arguments=shown,
                     result=one_line(found),
+                    error=failure(result) is not None,
                     seconds=round(time.perf_counter() - start, 4),
                 )
             )
@@ -356,6 +362,9 @@ class Investigation:
         if stability is not None and not stability.stable:
             label = "uncertain"  # p_ai stays as fused: calibration is not touched
             explanation = f"{explanation}\n\n{steady.note(stability)}"
+        failed = failed_tools(evidence)
+        if failed:
+            explanation = f"{explanation}\n\n{failure_note(failed)}"
         steps = view.steps
         verdict = Verdict(
             case_id=case_id_of(runtime, state),
@@ -378,6 +387,7 @@ class Investigation:
             versions=versions(),
             timings=timings(steps),
             stability=stability,
+            failed_tools=list(failed),
         )
         return {"verdict": verdict.model_dump(mode="json"), "mode": "followup"}
 
@@ -431,8 +441,14 @@ class Investigation:
         if region is not None and not spec.regional:
             region = None
         params = {k: v for k, v in params.items() if v is not None}
-        result = self.registry.run(
-            name, image, params, region=region, artifact_dir=artifact_dir, label=label
+        result = run_isolated(
+            self.registry,
+            name,
+            image,
+            params,
+            region=region,
+            artifact_dir=artifact_dir,
+            label=label,
         )
         return result, region
 

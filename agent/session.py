@@ -33,6 +33,7 @@ from sleuth.agent.retention import MB, PruneReport, make_room, prune
 from sleuth.agent.state import CaseState, CaseView
 from sleuth.agent.verdict import Answer, Case, Step, Verdict
 from sleuth.tools import ImageLimits, LoadedImage, SleuthError, ToolRegistry, load_image
+from sleuth.tools.isolation import TOOL_SECONDS
 
 DURABILITY = {"run": "exit", "step": "sync"}
 """LangGraph durability per :attr:`SessionConfig.checkpoints`: "exit" still writes when a
@@ -81,6 +82,8 @@ class SessionConfig:
         Store quota and age limit (0: none).
     tools_enabled, tools_blocked
         Which installed tools load.
+    tool_seconds : float
+        Wall-clock budget of one tool call in the registry the session discovers (0: none).
     """
 
     data_dir: Path
@@ -96,6 +99,7 @@ class SessionConfig:
     case_ttl_days: float = 0.0
     tools_enabled: tuple[str, ...] | None = None
     tools_blocked: tuple[str, ...] = ()
+    tool_seconds: float = TOOL_SECONDS
 
 
 class Session:
@@ -126,6 +130,7 @@ class Session:
         self.registry = self.registry or ToolRegistry.discover(
             enabled=None if c.tools_enabled is None else list(c.tools_enabled),
             blocked=list(c.tools_blocked),
+            tool_seconds=c.tool_seconds,
         )
         self.files = CaseFiles(c.data_dir)
         self.files.tighten()

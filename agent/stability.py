@@ -45,11 +45,12 @@ def check(
 
     The image's label is ``label_for(fuse(evidence), band)`` on its whole-image survey
     evidence; a copy's label is the same on the image's own :data:`FILE_TOOLS` findings
-    plus the copy's findings from every other survey tool. The verdict is *unstable*
-    when any copy's label differs from the image's. Because the three labels split
-    ``[0, 1]`` at the abstain band (``real`` below it, ``uncertain`` inside it,
-    ``ai_generated`` above it), two different labels always include a confident one: the
-    probability crossed the band, or moved into or out of it.
+    plus the copy's findings from every other survey tool but those that failed on the
+    image (one that fails only on a copy gives an error item, which the fusion ignores).
+    The verdict is *unstable* when any copy's label differs from the image's. Because
+    the three labels split ``[0, 1]`` at the abstain band (``real`` below it,
+    ``uncertain`` inside it, ``ai_generated`` above it), two different labels always
+    include a confident one: the probability crossed the band, or moved into or out of it.
 
     Parameters
     ----------
@@ -72,7 +73,8 @@ def check(
     p_original = fuse(evidence, band=band)
     own = label_for(p_original, band)
     kept = [e for e in evidence if e.tool in FILE_TOOLS]
-    tools = [name for name in survey_tools(registry) if name not in FILE_TOOLS]
+    broken = {e.tool for e in evidence if e.kind == "error"}
+    tools = [name for name in survey_tools(registry) if name not in FILE_TOOLS | broken]
     view = CaseView({})
     copies = []
     for name, data in stability_variants(image.full, count):

@@ -142,6 +142,12 @@ class Verdict(BaseModel):
         description="The tools' verdict on web-style copies of the image; None when the "
         "check is switched off (stability_variants = 0).",
     )
+    failed_tools: list[str] = Field(
+        default_factory=list,
+        description="Tools that failed during the analysis (raised, returned no ToolResult "
+        "or ran past tool_seconds): each has an evidence item of kind 'error' saying why, "
+        "and the verdict was reached without it.",
+    )
 
 
 class Answer(BaseModel):

@@ -28,7 +28,11 @@ def make_graph(config: Any = None) -> CompiledStateGraph:
 
     settings = Settings.load()
     return build_graph(
-        ToolRegistry.discover(enabled=settings.tools_enabled, blocked=settings.tools_blocked),
+        ToolRegistry.discover(
+            enabled=settings.tools_enabled,
+            blocked=settings.tools_blocked,
+            tool_seconds=settings.tool_seconds,
+        ),
         make_backend(settings.backend, settings.backend_options()),
         CaseFiles(settings.data_dir),
         limits=settings.image_limits,

@@ -15,6 +15,7 @@ from sleuth.agent.context import RANGES, AgentContext
 from sleuth.tools.box import validation_message
 from sleuth.tools.errors import SleuthError
 from sleuth.tools.image import ImageLimits
+from sleuth.tools.isolation import TOOL_SECONDS
 
 if TYPE_CHECKING:
     from sleuth.agent.session import SessionConfig
@@ -72,6 +73,14 @@ class Settings(BaseModel):
     )
     tools_enabled: list[str] | None = Field(None, description="Only these tools, when set.")
     tools_blocked: list[str] = Field(default_factory=list, description="Tools never loaded.")
+    tool_seconds: float = Field(
+        TOOL_SECONDS,
+        ge=0,
+        le=86400,
+        description="Longest one tool call may take (wall clock); past it the call gives an "
+        "error finding and the analysis goes on (the tool's thread runs on in the background "
+        "until it returns). 0: no limit.",
+    )
     data_dir: Path = Field(
         default_factory=default_data_dir, description="Case images, artifacts and the database."
     )
@@ -184,6 +193,7 @@ class Settings(BaseModel):
             case_ttl_days=self.case_ttl_days,
             tools_enabled=None if self.tools_enabled is None else tuple(self.tools_enabled),
             tools_blocked=tuple(self.tools_blocked),
+            tool_seconds=self.tool_seconds,
         )
 
     def for_serve(self) -> Settings:

@@ -18,6 +18,7 @@ from sleuth.tools.errors import (
     PluginValidationError,
     SleuthError,
     ToolInputError,
+    ToolTimeoutError,
     UnknownToolError,
 )
 from sleuth.tools.image import ImageLimits, LoadedImage, load_image, load_image_base64
@@ -39,6 +40,7 @@ __all__ = [
     "ToolRegistry",
     "ToolResult",
     "ToolSpec",
+    "ToolTimeoutError",
     "UnknownToolError",
     "block_reduce_mean",
     "forensic_tool",

@@ -28,11 +28,14 @@ ARTIFACT_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,127}$")
 Direction = Literal["ai", "real", "neutral"]
 """Which way a finding points: towards AI generation, towards a real capture, or neither."""
 
-EvidenceKind = Literal["provenance", "signal", "observation"]
+EvidenceKind = Literal["provenance", "signal", "observation", "error"]
 """``provenance``: what the file declares about its origin (C2PA, IPTC, generator
 metadata, watermarks), the strongest evidence there is when present. ``signal``: a
 statistical pixel or compression trace. ``observation``: a view for a person or a model
-(a zoomed crop), no judgement of its own."""
+(a zoomed crop), no judgement of its own. ``error``: the tool failed (raised, returned
+something else than a ToolResult, or ran past its time budget); the finding says why,
+carries no score and no metrics, and the fusion ignores it
+(:func:`sleuth.tools.isolation.run_isolated`)."""
 
 Cost = Literal["cheap", "moderate", "expensive"]
 """Rough cost of one call on a 12 MP image: under 0.3 s, under 2 s, more."""
@@ -247,8 +250,9 @@ class ToolSpec:
         Whether the tool accepts a region (a box in original pixels) and analyses
         only that crop. Whole-file tools (metadata) set this to False.
     survey : bool
-        Whether the default survey runs it on every image. Views (zoom) and
-        expensive tools usually opt out.
+        Whether the default survey runs it on every image (and the offline analyst on
+        each region it inspects). Off unless the tool asks: a tool joins the survey only
+        with ``survey=True``, after the built-ins, so it never renumbers their evidence.
     aliases : tuple of str
         Lower-case words or phrases that name the tool in a question ("error level"
         for ``ela``); the name itself always counts. They are matched as substrings
@@ -263,7 +267,7 @@ class ToolSpec:
     score_meaning: str
     cost: Cost = "cheap"
     regional: bool = True
-    survey: bool = True
+    survey: bool = False
     aliases: tuple[str, ...] = ()
 
     @property
@@ -281,7 +285,7 @@ def forensic_tool(
     score_meaning: str,
     cost: Cost = "cheap",
     regional: bool = True,
-    survey: bool = True,
+    survey: bool = False,
     aliases: tuple[str, ...] = (),
 ) -> Callable[[RunFunction], ToolSpec]:
     """Declare a forensic tool: decorate its ``run`` function to get a :class:`ToolSpec`.

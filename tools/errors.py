@@ -5,7 +5,10 @@ Two kinds of failure are kept apart, as langgraph's ``ToolNode`` does:
 * :class:`ToolInputError` is something the caller (a person, an MCP client or the
   model) can fix: a bad parameter, a box outside the image. The agent sends it back
   to the model with the hint; the MCP server returns it as an error result.
-* Anything else raised by a tool is a bug and propagates.
+* Anything else raised by a tool is a bug. :meth:`ToolRegistry.run
+  <sleuth.tools.registry.ToolRegistry.run>` lets it propagate; the survey, the agent and
+  the CLI run tools through :func:`sleuth.tools.isolation.run_isolated`, which turns it
+  (and a tool over its time budget, :class:`ToolTimeoutError`) into an error finding.
 """
 
 from __future__ import annotations
@@ -41,6 +44,10 @@ class ImageLoadError(SleuthError, ValueError):
 
 class ToolInputError(SleuthError, ValueError):
     """A tool call the caller can fix: bad parameters, a region outside the image."""
+
+
+class ToolTimeoutError(SleuthError, TimeoutError):
+    """A tool ran past its time budget (setting ``tool_seconds``); its result is discarded."""
 
 
 class PluginValidationError(SleuthError, TypeError):

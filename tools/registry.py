@@ -1,7 +1,10 @@
 """The tool registry: validation at registration, entry-point discovery, and running a tool.
 
 Built-in tools are declared as entry points of the ``sleuth`` distribution itself, so
-they reach the registry by exactly the path a third-party plugin takes.
+they reach the registry by exactly the path a third-party plugin takes. A third-party
+plugin that cannot be loaded (import error, invalid spec, name clash) is skipped with one
+warning line, unless ``enabled`` names it; a broken built-in is a broken installation and
+raises.
 """
 
 from __future__ import annotations
@@ -20,15 +23,30 @@ from sleuth.tools.base import TOOL_NAME, ToolContext, ToolResult, ToolSpec
 from sleuth.tools.box import Box, validation_message
 from sleuth.tools.errors import PluginValidationError, ToolInputError, UnknownToolError
 from sleuth.tools.image import LoadedImage
+from sleuth.tools.isolation import TOOL_SECONDS, call_with_budget, describe
 
 logger = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "sleuth.tools"
+BUILTIN_DISTRIBUTION = "sleuth"
 MAX_DESCRIPTION = 1024
 
 
 class ToolRegistry:
     """Named forensic tools, validated on the way in.
+
+    Parameters
+    ----------
+    specs : iterable of ToolSpec
+        Tools to register (as third-party tools; :meth:`discover` marks the built-ins).
+    tool_seconds : float
+        Wall-clock budget of one tool call in :meth:`run` (0: none); see
+        :func:`sleuth.tools.isolation.call_with_budget`.
+
+    Attributes
+    ----------
+    skipped : dict of str to str
+        Plugins :meth:`discover` skipped, by entry-point name: why, in one line.
 
     Examples
     --------
@@ -36,37 +54,54 @@ class ToolRegistry:
     >>> result = registry.run("ela", image, {"quality": 90})  # doctest: +SKIP
     """
 
-    def __init__(self, specs: Iterable[ToolSpec] = ()) -> None:
+    def __init__(
+        self, specs: Iterable[ToolSpec] = (), *, tool_seconds: float = TOOL_SECONDS
+    ) -> None:
+        if not tool_seconds >= 0:
+            raise ValueError(f"tool_seconds must be 0 (no limit) or more, not {tool_seconds!r}")
+        self.tool_seconds = tool_seconds
         self._specs: dict[str, ToolSpec] = {}
+        self._builtin: set[str] = set()
+        self.skipped: dict[str, str] = {}
         for spec in specs:
             self.register(spec)
 
     @classmethod
     def discover(
-        cls, *, enabled: Iterable[str] | None = None, blocked: Iterable[str] = ()
+        cls,
+        *,
+        enabled: Iterable[str] | None = None,
+        blocked: Iterable[str] = (),
+        tool_seconds: float = TOOL_SECONDS,
     ) -> ToolRegistry:
         """Build a registry from every tool in the ``sleuth.tools`` entry-point group.
+
+        A third-party plugin that fails to import, is invalid or clashes with a registered
+        name is skipped with one WARNING line that names it, the cause and the setting
+        that silences it; :attr:`skipped` keeps the reason.
 
         Parameters
         ----------
         enabled : iterable of str, optional
-            When given, only these tools are loaded.
+            When given, only these tools are loaded, and one that cannot be is an error.
         blocked : iterable of str
             Tools never loaded (not even imported), e.g. a broken plugin.
+        tool_seconds : float
+            Budget of one tool call (see :class:`ToolRegistry`).
 
         Raises
         ------
         PluginValidationError
-            When an entry point cannot be loaded or its tool is invalid; the message
-            names the distribution and how to block the tool.
+            When a built-in tool, or a tool named in ``enabled``, cannot be loaded; the
+            message names the distribution and how to fix it.
         """
         wanted = set(enabled) if enabled is not None else None
         skip = set(blocked)
-        registry = cls()
-        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        registry = cls(tool_seconds=tool_seconds)
+        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=_load_order):
             if ep.name in skip or (wanted is not None and ep.name not in wanted):
                 continue
-            registry.register(_load_entry_point(ep))
+            registry._add_entry_point(ep, required=wanted is not None)
         if wanted is not None and (missing := wanted - set(registry.names())):
             raise UnknownToolError(
                 f"enabled tools not installed: {', '.join(sorted(missing))}; "
@@ -74,8 +109,47 @@ class ToolRegistry:
             )
         return registry
 
-    def register(self, spec: ToolSpec) -> ToolSpec:
+    def _add_entry_point(self, ep: EntryPoint, *, required: bool) -> None:
+        builtin = _is_builtin(ep)
+        try:
+            spec = _load_entry_point(ep)
+        except PluginValidationError as err:
+            if builtin or required:  # sleuth's own tools, or one the user asked for
+                fix = (
+                    f"reinstall sleuth, or block it with the setting tools_blocked=['{ep.name}']"
+                    if builtin
+                    else "fix or uninstall it"
+                )
+                raise PluginValidationError(f"{err}; {fix}") from err.__cause__
+            self._skip(ep, str(err), f"set tools_blocked=['{ep.name}']")
+            if err.__cause__ is not None:  # the import's traceback
+                logger.debug("traceback of %s", _plugin(ep), exc_info=err.__cause__)
+            return
+        if spec.name in self._specs:  # blocking the name would block both tools
+            owner = "sleuth's own tool" if self.is_builtin(spec.name) else "another plugin"
+            dist = ep.dist.name if ep.dist is not None else "it"
+            self._skip(
+                ep,
+                f"{_plugin(ep)}: the name {spec.name!r} is taken by {owner}",
+                f"uninstall {dist} or have it renamed (e.g. 'acme_{spec.name}')",
+            )
+            return
+        self.register(spec, builtin=builtin)
+
+    def _skip(self, ep: EntryPoint, reason: str, silence: str) -> None:
+        self.skipped[ep.name] = reason
+        logger.warning("skipped %s; %s to silence this warning", reason, silence)
+
+    def register(self, spec: ToolSpec, *, builtin: bool = False) -> ToolSpec:
         """Validate ``spec`` and add it.
+
+        Parameters
+        ----------
+        spec : ToolSpec
+            The tool.
+        builtin : bool
+            Whether it is one of sleuth's own tools, which come first in every order
+            (:meth:`__iter__`, the survey), so a plugin never renumbers their evidence.
 
         Raises
         ------
@@ -90,7 +164,13 @@ class ToolRegistry:
                 "(prefix it with your package's name, e.g. 'acme_ela')"
             )
         self._specs[spec.name] = spec
+        if builtin:
+            self._builtin.add(spec.name)
         return spec
+
+    def is_builtin(self, name: str) -> bool:
+        """Tell whether the tool ``name`` is one of sleuth's own (registered as built-in)."""
+        return name in self._builtin
 
     def get(self, name: str) -> ToolSpec:
         """Return the tool called ``name``, or raise :class:`UnknownToolError`."""
@@ -106,7 +186,9 @@ class ToolRegistry:
         return sorted(self._specs)
 
     def __iter__(self) -> Iterator[ToolSpec]:
-        return iter(self._specs[name] for name in self.names())
+        """Iterate over the tools: the built-ins by name, then the others by name."""
+        order = sorted(self._specs, key=lambda name: (not self.is_builtin(name), name))
+        return iter(self._specs[name] for name in order)
 
     def __len__(self) -> int:
         return len(self._specs)
@@ -151,6 +233,13 @@ class ToolRegistry:
         ------
         ToolInputError
             For parameters or a region the caller can fix.
+        ToolTimeoutError
+            When the tool runs past :attr:`tool_seconds` (it goes on in the background
+            until it returns; see :func:`sleuth.tools.isolation.call_with_budget`).
+        Exception
+            Whatever else the tool raises, and :class:`TypeError` or
+            :class:`RuntimeError` for a malformed result: a bug in the tool
+            (:func:`sleuth.tools.isolation.run_isolated` makes it an error finding).
         """
         spec = self.get(name)
         parsed = parse_params(spec, params)
@@ -165,7 +254,7 @@ class ToolRegistry:
             region_tag = "r{}_{}_{}_{}".format(*region.as_tuple())
         tag = "-".join(part for part in (label, region_tag) if part)
         ctx = ToolContext(tool=name, artifact_dir=artifact_dir, tag=tag)
-        result = spec.run(view, parsed, ctx)
+        result = call_with_budget(lambda: spec.run(view, parsed, ctx), self.tool_seconds, name=name)
         return _checked(spec, view, result)
 
 
@@ -322,28 +411,38 @@ def _validate_run_signature(spec: ToolSpec) -> None:
         )
 
 
+def _is_builtin(ep: EntryPoint) -> bool:
+    return ep.dist is not None and ep.dist.name == BUILTIN_DISTRIBUTION
+
+
+def _load_order(ep: EntryPoint) -> tuple[bool, str]:
+    """Built-ins first, so a plugin can never take a built-in's name."""
+    return (not _is_builtin(ep), ep.name)
+
+
 def _load_entry_point(ep: EntryPoint) -> ToolSpec:
-    dist = ep.dist.name if ep.dist is not None else "an unknown distribution"
-    block = f"block it with the setting tools_blocked=['{ep.name}']"
+    """Import and validate one entry point; raise a one-line PluginValidationError."""
+    plugin = _plugin(ep)
     try:
         spec = ep.load()
     except Exception as err:
         raise PluginValidationError(
-            f"tool plugin {ep.name!r} from {dist} ({ep.value}) failed to import: "
-            f"{type(err).__name__}: {err}; fix or uninstall it, or {block}"
+            f"{plugin} ({ep.value}) failed to import: {describe(err)}"
         ) from err
     try:
         validate_spec(spec)
     except PluginValidationError as err:
-        raise PluginValidationError(
-            f"tool plugin {ep.name!r} from {dist}: {err}; or {block}"
-        ) from None
+        raise PluginValidationError(f"{plugin}: {err}") from None
     if spec.name != ep.name:
         raise PluginValidationError(
-            f"entry point {ep.name!r} from {dist} points at a tool named {spec.name!r}; "
-            f"name the entry point {spec.name!r}"
+            f"{plugin} points at a tool named {spec.name!r}; name the entry point {spec.name!r}"
         )
     return spec
+
+
+def _plugin(ep: EntryPoint) -> str:
+    dist = ep.dist.name if ep.dist is not None else "an unknown distribution"
+    return f"tool plugin {ep.name!r} from {dist}"
 
 
 def _installed_names() -> list[str]:

@@ -1,4 +1,8 @@
-"""The default survey: every survey tool on the whole image, and the candidate regions."""
+"""The default survey: every survey tool on the whole image, and the candidate regions.
+
+Each tool runs isolated (:func:`sleuth.tools.isolation.run_isolated`): one that fails gives
+an error finding and the survey goes on without it.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sleuth.tools.base import ToolResult
+from sleuth.tools.base import ToolResult, ToolSpec
+from sleuth.tools.errors import ToolInputError
 from sleuth.tools.image import LoadedImage
+from sleuth.tools.isolation import failed, failure, run_isolated
 from sleuth.tools.proposal import ScoredBox, nms
 from sleuth.tools.registry import ToolRegistry
 
@@ -23,7 +29,7 @@ class Survey:
     Attributes
     ----------
     results : dict of str to ToolResult
-        Per tool, in the order run.
+        Per tool, in the order run; a tool that failed has an error finding (:attr:`failed`).
     candidates : list of ScoredBox
         Boxes from every finding, merged by non-maximum suppression, best first: the
         regions worth a closer look.
@@ -35,12 +41,27 @@ class Survey:
     candidates: list[ScoredBox]
     seconds: dict[str, float]
 
+    @property
+    def failed(self) -> dict[str, str]:
+        """The tools that failed, each with its cause in one line, in the order run."""
+        causes = {name: failure(result) for name, result in self.results.items()}
+        return {name: cause for name, cause in causes.items() if cause is not None}
+
 
 def survey_tools(registry: ToolRegistry) -> list[str]:
-    """Return the names of the tools the default survey runs, cheapest first."""
+    """Return the names of the tools the default survey runs.
+
+    The built-ins come first, cheapest first, then the plugins that ask to join
+    (``survey=True``), cheapest first: evidence is numbered in this order, so installing
+    a plugin never renumbers the built-ins' evidence.
+    """
     order = {"cheap": 0, "moderate": 1, "expensive": 2}
     specs = [s for s in registry if s.survey]
-    return [s.name for s in sorted(specs, key=lambda s: (order[s.cost], s.name))]
+
+    def key(spec: ToolSpec) -> tuple[bool, int, str]:
+        return (not registry.is_builtin(spec.name), order[spec.cost], spec.name)
+
+    return [s.name for s in sorted(specs, key=key)]
 
 
 def run_survey(
@@ -78,7 +99,10 @@ def run_survey(
         if progress is not None:
             progress(name, done, len(names))
         start = time.perf_counter()
-        results[name] = registry.run(name, image, artifact_dir=artifact_dir)
+        try:
+            results[name] = run_isolated(registry, name, image, artifact_dir=artifact_dir)
+        except ToolInputError as err:  # defaults on the whole image: nobody can fix that call
+            results[name] = failed(name, err)
         seconds[name] = time.perf_counter() - start
     boxes = [
         ScoredBox(

@@ -2,7 +2,8 @@
 
 It runs the same graph as a vision-language model. Each turn it either concludes (the
 fused evidence is confident, or nothing is left to examine) or inspects the next
-candidate region: a zoom plus every regional survey tool on that box. Follow-up
+candidate region: a zoom plus every regional survey tool on that box (but a tool that
+failed on the whole image). Follow-up
 questions are read for a tool name and a region ("what did ELA show in box 2?", "zoom
 on the left half") and answered from the evidence. Its explanations are composed only
 from findings and say that they are signal-only.
@@ -99,7 +100,7 @@ class OfflineBackend:
             towards_ai=towards("ai"),
             towards_real=towards("real"),
             regions=[str(list(box.as_tuple())) for box in examined],
-            others=sum(not found.counts for found in effect_of.values()),
+            others=sum(not effect_of[e.id].counts for e in evidence if e.kind != "error"),
         )
         boxes = [b for e in order if effect_of[e.id].towards == "ai" for b in e.boxes][:4]
         return Opinion(p_model=None, explanation=text, boxes=boxes)
@@ -161,11 +162,16 @@ def _answer_row(item: Evidence, effect: str) -> dict[str, object]:
 
 def _inspect_calls(situation: Situation, region: Box) -> list[dict[str, object]]:
     box = list(region.as_tuple())
+    broken = {e.tool for e in situation.view.evidence if e.kind == "error"}
     names = ["zoom"] if "zoom" in situation.registry else []
     names += [
         s.name
         for s in situation.registry
-        if s.survey and s.regional and s.cost != "expensive" and s.name != "zoom"
+        if s.survey
+        and s.regional
+        and s.cost != "expensive"
+        and s.name != "zoom"
+        and s.name not in broken
     ]
     index = situation.view.next_step()
     return [

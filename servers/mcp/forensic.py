@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import inspect
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -26,6 +27,8 @@ from sleuth.servers.mcp.untrusted import NOTE, MarkedToolResult, mark
 from sleuth.tools import Box, ImageLimits, ToolRegistry, load_image
 from sleuth.tools.base import ToolResult, ToolSpec, png_bytes
 from sleuth.tools.box import validation_message
+
+logger = logging.getLogger(__name__)
 
 RESERVED = frozenset({"analyze_image", "ask_followup", "get_case"})
 ARTIFACT_SIDE = 1024
@@ -63,14 +66,17 @@ def add_forensic_tools(
 ) -> None:
     """Add one MCP tool per registered forensic tool.
 
-    Raises
-    ------
-    ValueError
-        When a tool's name is taken by one of the agent's own MCP tools.
+    A tool named like one of the agent's own MCP tools is left out with one warning line.
     """
     for spec in registry:
         if spec.name in RESERVED:
-            raise ValueError(f"the forensic tool {spec.name!r} clashes with a sleuth MCP tool")
+            logger.warning(
+                "skipped tool plugin %r over MCP: the name is one of sleuth's own MCP tools; "
+                "rename it, or set tools_blocked=['%s'] to silence this warning",
+                spec.name,
+                spec.name,
+            )
+            continue
         server.add_tool(
             _tool_function(spec, registry, policy, limits, work),
             name=spec.name,

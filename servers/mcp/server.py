@@ -113,7 +113,11 @@ def create_server(
     surface = Surface(
         settings=settings,
         registry=registry
-        or ToolRegistry.discover(enabled=settings.tools_enabled, blocked=settings.tools_blocked),
+        or ToolRegistry.discover(
+            enabled=settings.tools_enabled,
+            blocked=settings.tools_blocked,
+            tool_seconds=settings.tool_seconds,
+        ),
         policy=policy or InputPolicy(max_file_bytes=settings.max_image_bytes),
         analyses=Gate(running, waiting),
         reads=Gate(READERS, waiting),

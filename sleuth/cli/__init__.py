@@ -39,7 +39,7 @@ app.command("train-fusion")(evaluation_cli.train_fusion_command)
 def main() -> None:
     """Run the CLI; expected errors become one line on stderr and a non-zero exit code."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # a command's typer.Exit(n) comes back as n
     except SleuthError as exc:
         _fail(str(exc), 2)
     except typer.Abort:
@@ -51,6 +51,8 @@ def main() -> None:
         _fail(message, getattr(exc, "exit_code", 2))
     except OSError as exc:
         _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc), 2)
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 def _fail(message: str, code: int) -> None:

@@ -1,4 +1,9 @@
-"""``sleuth tools``: list and run forensic tools."""
+"""``sleuth tools``: list and run forensic tools.
+
+A tool that fails (raises, returns no ToolResult, runs past ``tool_seconds``) gives an
+error finding, named in one warning line on stderr; ``tools survey`` goes on with the
+others, ``tools run`` prints the finding and exits with code 1.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from sleuth.cli.common import (
 from sleuth.present.console import findings_table, survey_json, tool_result_json, tools_table
 from sleuth.settings import Settings
 from sleuth.tools import Box, load_image
+from sleuth.tools.isolation import failure, run_isolated
 from sleuth.tools.survey import run_survey
 
 app = typer.Typer(help="List and run forensic tools.", no_args_is_help=True)
@@ -29,7 +35,7 @@ app = typer.Typer(help="List and run forensic tools.", no_args_is_help=True)
 
 @app.command("list")
 def tools_list(as_json: AsJson = False) -> None:
-    """List the installed forensic tools (built-ins and plugins)."""
+    """List the installed forensic tools (built-ins and plugins), and plugins skipped and why."""
     registry = registry_for(Settings.load())
     if as_json:
         rows = [
@@ -46,6 +52,8 @@ def tools_list(as_json: AsJson = False) -> None:
         out.print_json(json.dumps(rows))
     else:
         out.print(tools_table(registry))
+        for reason in registry.skipped.values():
+            out.print(f"skipped {reason}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("run")
@@ -68,12 +76,14 @@ def tools_run(
     loaded = load_image(image, limits=settings.image_limits)
     region = Box.parse(box) if box else None
     params = parse_assignments(assignments or [])
-    result = registry.run(name, loaded, params, region=region, artifact_dir=out_dir)
+    result = run_isolated(registry, name, loaded, params, region=region, artifact_dir=out_dir)
     if as_json:
         out.print_json(tool_result_json(result))
     else:
         out.print(findings_table(result.findings, title=f"{name} on {image.name}"))
         print_artifacts(result.artifacts, out_dir)
+    if failure(result) is not None:
+        raise typer.Exit(1)
 
 
 @app.command("survey")

@@ -68,6 +68,7 @@ def size_prior(width: int, height: int, *, multiple: int = 64) -> dict[str, floa
     "of generation, and no size is ever evidence of a real capture.",
     score_meaning="No score of its own: the metrics enter the trained fusion.",
     cost="cheap",
+    survey=True,
     regional=False,
 )
 def dimensions(image: LoadedImage, params: DimensionsParams, ctx: ToolContext) -> ToolResult:

@@ -80,6 +80,7 @@ def error_level(
     score_meaning="How strongly the most outstanding area differs from the rest "
     "(0 = uniform, towards 1 = a sharply different area); local editing, not AI by itself.",
     cost="moderate",
+    survey=True,
     aliases=("ela", "error level", "compression level"),
 )
 def ela(image: LoadedImage, params: ElaParams, ctx: ToolContext) -> ToolResult:

@@ -150,6 +150,7 @@ def npr_deviation_log(ratio: float) -> float:
     score_meaning="How strongly the most noise-poor area departs from the rest "
     "(0 = consistent noise, towards 1 = a clearly different area).",
     cost="cheap",
+    survey=True,
     aliases=("noise", "residual", "npr"),
 )
 def noise(image: LoadedImage, params: NoiseParams, ctx: ToolContext) -> ToolResult:

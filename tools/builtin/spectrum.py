@@ -135,6 +135,7 @@ def _score(prominence: float) -> float:
     score_meaning="Strength of the strongest periodic peak (0 = none, towards 1 = a "
     "pronounced lattice), discounted when it coincides with a JPEG grid.",
     cost="cheap",
+    survey=True,
     aliases=("spectrum", "frequency", "fft", "fourier", "periodic"),
 )
 def spectrum(image: LoadedImage, params: SpectrumParams, ctx: ToolContext) -> ToolResult:

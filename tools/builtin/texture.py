@@ -149,6 +149,7 @@ def texture_contrast(
     "the figures are calibrated only through the fusion, not on their own.",
     score_meaning="No score of its own: the metrics enter the trained fusion.",
     cost="cheap",
+    survey=True,
 )
 def texture(image: LoadedImage, params: TextureParams, ctx: ToolContext) -> ToolResult:
     """Measure rich/poor texture contrast and box unusually clean textured areas."""

@@ -77,6 +77,7 @@ def saturation_statistics(rgb: np.ndarray) -> dict[str, float]:
     "counts through the trained fusion.",
     score_meaning="No score of its own: the metrics enter the trained fusion.",
     cost="cheap",
+    survey=True,
 )
 def colour(image: LoadedImage, params: ColourParams, ctx: ToolContext) -> ToolResult:
     """Measure saturation and clipping on the analysed pixels."""

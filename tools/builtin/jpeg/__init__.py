@@ -94,6 +94,7 @@ class JpegParams(BaseModel):
     "standard IJG tables at a library-default quality, 0.5 otherwise. Double compression "
     "and grid findings are unscored and neutral; their strengths are in metrics.",
     cost="cheap",
+    survey=True,
     aliases=("jpeg", "quantization", "quantisation", "double compression"),
 )
 def jpeg(image: LoadedImage, params: JpegParams, ctx: ToolContext) -> ToolResult:

@@ -169,6 +169,7 @@ def _exif_findings(
     "watermark), 0.2-0.3 for camera or capture provenance without an AI claim, none when "
     "nothing is declared.",
     cost="cheap",
+    survey=True,
     regional=False,
     aliases=("provenance", "metadata", "exif", "c2pa", "xmp", "iptc", "watermark"),
 )
