@@ -65,7 +65,7 @@ def check_case_id(case_id: str) -> str:
     if not isinstance(case_id, str) or not CASE_ID.match(case_id):
         raise UnknownCaseError(
             f"{case_id!r} is not a case id (expected 16 hex digits, a dash, 8 hex digits; "
-            "see `sleuth cases list`)"
+            "as analyze returns it)"
         )
     return case_id
 
@@ -313,7 +313,7 @@ class CaseStore:
         """
         item = self._latest(check_case_id(case_id))
         if item is None:
-            raise UnknownCaseError(f"no case {case_id} in the case store (see `sleuth cases list`)")
+            raise UnknownCaseError(f"no case {case_id} in the case store")
         return dict(item.checkpoint["channel_values"])
 
     def case(self, case_id: str) -> Case:

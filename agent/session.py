@@ -340,9 +340,8 @@ class Session:
                         progress(Step.model_validate(step))
         except BackendError as err:
             raise AnalysisInterrupted(
-                f"{err}. The case {case_id} is stored: run `sleuth cases resume {case_id}` "
-                "once the model server is back, or set fallback to let the offline analyst "
-                "answer.",
+                f"{err}. The case {case_id} is stored and can be resumed once the model "
+                "server is back, or answered by the offline analyst with fallback set.",
                 case_id=case_id,
             ) from err
         finally:
@@ -353,9 +352,7 @@ class Session:
         verdict = CaseView(cast(CaseState, self.store.state(case_id))).verdict
         if verdict is None:
             raise AnalysisInterrupted(
-                f"case {case_id} has no verdict yet; resume it with `sleuth cases resume "
-                f"{case_id}`",
-                case_id=case_id,
+                f"case {case_id} has no verdict yet; resume it first", case_id=case_id
             )
         return verdict
 

@@ -174,7 +174,7 @@ class Case(BaseModel):
     image_id: str
     status: Literal["concluded", "interrupted"] = Field(
         description="interrupted: the run stopped before a verdict (e.g. the model server "
-        "failed); `sleuth ask` resumes it."
+        "failed); a follow-up question resumes it."
     )
     verdict: Verdict | None = None
     answers: list[Answer] = Field(default_factory=list)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
 import typing
 from collections.abc import Iterable, Iterator, Mapping
 from importlib.metadata import EntryPoint, entry_points
@@ -184,6 +185,18 @@ class ToolRegistry:
     def names(self) -> list[str]:
         """Return the registered tool names, sorted."""
         return sorted(self._specs)
+
+    def named_in(self, text: str) -> tuple[str, ...]:
+        """Return the tools a text names, by name or declared alias, each as whole words.
+
+        "what did the error level analysis show?" names ``ela``; "related" does not.
+        """
+        lowered = text.lower()
+        return tuple(
+            spec.name
+            for spec in self
+            if any(re.search(rf"\b{re.escape(w)}\b", lowered) for w in (spec.name, *spec.aliases))
+        )
 
     def __iter__(self) -> Iterator[ToolSpec]:
         """Iterate over the tools: the built-ins by name, then the others by name."""

@@ -210,11 +210,7 @@ def read_request(question: str, situation: Situation) -> Request:
     words left, right, top, bottom, centre (halves and the middle quarter).
     """
     text = question.lower()
-    tools = tuple(
-        spec.name
-        for spec in situation.registry
-        if any(re.search(rf"\b{re.escape(word)}\b", text) for word in (spec.name, *spec.aliases))
-    )
+    tools = situation.registry.named_in(text)
     width, height = situation.image.size
     if match := _REGION_NUMBER.search(text):
         number = int(match.group(1))

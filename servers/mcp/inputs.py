@@ -85,7 +85,7 @@ def read_path(text: str, policy: InputPolicy) -> bytes:
     """
     if not policy.roots:
         raise InputRefused(
-            "this server reads no files (start it with --allow-dir DIR); send image_base64"
+            "this server reads no files (no folder is allowed); send the image as image_base64"
         )
     if not isinstance(text, str) or not text or "\x00" in text:
         raise InputRefused("path must be a non-empty string")
@@ -295,7 +295,10 @@ def fetch_url(url: str, policy: InputPolicy) -> bytes:
         over ``url_max_bytes`` or one slower than ``url_timeout``.
     """
     if not policy.allow_urls:
-        raise InputRefused("this server does not fetch URLs (start it with --allow-urls)")
+        raise InputRefused(
+            "this server does not fetch URLs; send the image as image_base64, or a path if a "
+            "folder is allowed"
+        )
     import httpx
 
     shown = repr(url[:80])

@@ -28,6 +28,10 @@ CASE_ID = re.compile(r"[0-9a-f]{16}-[0-9a-f]{8}")
 """A case id (matched whole, with ``fullmatch``)."""
 ARTIFACT_FILE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,127}\.png")
 """An artifact file name (matched whole, with ``fullmatch``)."""
+REPORT_PHOTO_SIDE = 768
+"""Longest side of the photo in the report resource."""
+REPORT_KB = 400
+"""What the report resource stays under, as its description states (a test holds it)."""
 
 
 def add_case_resources(server: MCPServer, surface: Surface) -> None:
@@ -42,7 +46,13 @@ def add_case_resources(server: MCPServer, surface: Surface) -> None:
         return json.dumps(mark(case), indent=1)
 
     @server.resource(
-        "case://{case_id}/report", name="report", mime_type="text/html", title="HTML report"
+        "case://{case_id}/report",
+        name="report",
+        mime_type="text/html",
+        title="HTML report",
+        description=f"The case as one HTML page, at most about {REPORT_KB} KB: the photo with "
+        "its regions, every finding and answer; heatmaps and crops are linked as "
+        "case://{case_id}/artifacts/{name}, not embedded.",
     )
     async def report_resource(case_id: str) -> str:
         from sleuth.present.report import render_report
@@ -54,6 +64,8 @@ def add_case_resources(server: MCPServer, surface: Surface) -> None:
                 session.case(case_id),
                 session.image(case_id),
                 lambda name: session.files.artifact_path(case_id, name),
+                link=lambda name: f"case://{case_id}/artifacts/{name}",
+                photo_max_side=REPORT_PHOTO_SIDE,
             )
 
         return await _read(surface, build)

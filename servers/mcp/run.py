@@ -8,69 +8,14 @@ from __future__ import annotations
 
 import logging
 import sys
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Literal
 
 from sleuth.servers.mcp.http import check_binding, http_app, read_token, run_http
 from sleuth.servers.mcp.inputs import InputPolicy
+from sleuth.servers.mcp.options import ServeOptions
 from sleuth.settings import Settings
-from sleuth.tools import SleuthError
-
-Transport = Literal["stdio", "http"]
-
 
 SWITCH_INTERVAL = 0.0005
 """Seconds a thread may hold the GIL while another waits (CPython's default: 0.005)."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class ServeOptions:
-    """How ``sleuth serve`` runs: each field is also its command-line option.
-
-    A field's metadata holds the option's help text (``help``) and bounds (``min``,
-    ``max``); the command line is generated from this class, so a new option is added here
-    only.
-    """
-
-    transport: Transport = field(
-        default="stdio", metadata={"help": "stdio (launched by a client) or http."}
-    )
-    host: str = field(default="127.0.0.1", metadata={"help": "HTTP bind address."})
-    port: int = field(default=8765, metadata={"help": "HTTP port.", "min": 1, "max": 65535})
-    allow_dir: tuple[Path, ...] = field(
-        default=(),
-        metadata={"help": "A folder whose images may be read by path (repeat).", "metavar": "DIR"},
-    )
-    token_file: Path | None = field(
-        default=None,
-        metadata={
-            "help": "Bearer token HTTP clients must send (required off loopback).",
-            "metavar": "FILE",
-        },
-    )
-    allow_urls: bool = field(
-        default=False, metadata={"help": "Fetch http(s) image URLs (public hosts only)."}
-    )
-    allow_origin: tuple[str, ...] = field(
-        default=(),
-        metadata={
-            "help": "A browser origin allowed besides loopback (repeat).",
-            "metavar": "ORIGIN",
-        },
-    )
-    max_base64_mb: float = field(
-        default=20.0, metadata={"help": "Largest base64 image.", "min": 0.01}
-    )
-    jobs: int = field(default=2, metadata={"help": "Analyses at once.", "min": 1})
-    queue: int = field(
-        default=32, metadata={"help": "Calls that may wait before 'busy'.", "min": 0}
-    )
-    log_level: str = field(default="WARNING", metadata={"help": "Logging level."})
-
-    def __post_init__(self) -> None:
-        if self.transport not in ("stdio", "http"):
-            raise SleuthError(f"--transport must be stdio or http, not {self.transport!r}")
 
 
 def serve(options: ServeOptions | None = None, settings: Settings | None = None) -> None:
@@ -105,7 +50,13 @@ def serve(options: ServeOptions | None = None, settings: Settings | None = None)
         max_base64_bytes=max_base64,
         allow_urls=o.allow_urls,
     )
-    server = create_server(settings=settings, policy=policy, running=o.jobs, waiting=o.queue)
+    server = create_server(
+        settings=settings,
+        policy=policy,
+        running=o.jobs,
+        waiting=o.queue,
+        expose_tools=o.expose_tools,
+    )
     # Analyses run in threads; the event loop answering everyone else needs the GIL for
     # many short steps per request, each of which waited up to the default 5 ms switch
     # interval behind an analysis thread (a cheap call took 4 s beside two analyses).

@@ -6,7 +6,8 @@ from its own module:
 
 - ``analyze_image``, ``ask_followup`` and ``get_case`` (:mod:`.case_tools`): the whole
   agent, and follow-ups on a stored case;
-- one tool per registered forensic tool, plugins included (:mod:`.forensic`);
+- ``run_tool``: any registered forensic tool by name, plugins included; with
+  ``expose_tools`` also one MCP tool per forensic tool (:mod:`.forensic`);
 - resources ``case://{case_id}`` (JSON), ``case://{case_id}/report`` (HTML) and
   ``case://{case_id}/artifacts/{name}`` (PNG) (:mod:`.resources`);
 - the prompt ``investigate_image``.
@@ -30,9 +31,10 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
 from sleuth import prompts
+from sleuth.agent.cases import UnknownCaseError
 from sleuth.agent.session import Session
 from sleuth.servers.mcp.case_tools import add_case_tools
-from sleuth.servers.mcp.forensic import add_forensic_tools
+from sleuth.servers.mcp.forensic import add_forensic_tools, add_run_tool
 from sleuth.servers.mcp.gate import Gate
 from sleuth.servers.mcp.inputs import InputPolicy
 from sleuth.servers.mcp.resources import add_case_resources
@@ -90,6 +92,7 @@ def create_server(
     policy: InputPolicy | None = None,
     running: int = 2,
     waiting: int = 32,
+    expose_tools: bool = False,
 ) -> MCPServer:
     """Build the sleuth MCP server.
 
@@ -103,6 +106,9 @@ def create_server(
         What images may be read; by default base64 only (no files, no URLs).
     running, waiting : int
         Jobs at once, and jobs that may queue before calls are refused as busy.
+    expose_tools : bool
+        Also list one MCP tool per forensic tool (by default they are reached through
+        ``run_tool``, which keeps the listed surface small).
 
     Returns
     -------
@@ -132,28 +138,40 @@ def create_server(
     )
     add_case_tools(server, surface)
     add_case_resources(server, surface)
-    add_prompts(server)
-    add_forensic_tools(
-        server, surface.registry, surface.policy, settings.image_limits, surface.work
-    )
+    add_prompts(server, surface.policy)
+    add_run_tool(server, surface.registry, surface.policy, settings.image_limits, surface.work)
+    if expose_tools:
+        add_forensic_tools(
+            server, surface.registry, surface.policy, settings.image_limits, surface.work
+        )
     return server
 
 
-def add_prompts(server: MCPServer) -> None:
-    """Register the ``investigate_image`` prompt."""
+def add_prompts(server: MCPServer, policy: InputPolicy) -> None:
+    """Register the ``investigate_image`` prompt (it asks for the inputs the server takes)."""
 
     @server.prompt(title="Investigate an image")
     def investigate_image(
-        image: Annotated[str, Field(description="A path under the allowed folders, or a URL.")],
+        image: Annotated[
+            str, Field(description="The image: a file name, a path, a URL, or 'the pasted image'.")
+        ],
         question: str | None = None,
     ) -> str:
         """Investigate whether an image is AI-generated, citing the evidence."""
-        return prompts.render("mcp_investigate", image=image, question=question)
+        return prompts.render(
+            "mcp_investigate",
+            image=image,
+            question=question,
+            files=bool(policy.allow_dirs),
+            urls=policy.allow_urls,
+        )
 
 
 async def _gated(gate: Gate, fn: Callable[..., T], *args: Any) -> T:
     try:
         return await gate.run(fn, *args)
+    except UnknownCaseError as err:
+        raise ToolError(f"{err}; use a case_id that analyze_image returned") from None
     except SleuthError as err:
         raise ToolError(str(err)) from None
 

@@ -41,7 +41,7 @@ def main() -> None:
     try:
         code = app(standalone_mode=False)  # a command's typer.Exit(n) comes back as n
     except SleuthError as exc:
-        _fail(str(exc), 2)
+        _fail(str(exc) + _hint(exc), 2)
     except typer.Abort:
         _fail("aborted", 130)
     except typer.Exit as exc:
@@ -53,6 +53,18 @@ def main() -> None:
         _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc), 2)
     if isinstance(code, int) and code:
         sys.exit(code)
+
+
+def _hint(exc: SleuthError) -> str:
+    """Return what to type next for an error from the layers below (which know no commands)."""
+    from sleuth.agent.cases import UnknownCaseError
+    from sleuth.agent.session import AnalysisInterrupted
+
+    if isinstance(exc, AnalysisInterrupted):
+        return f" Run `sleuth cases resume {exc.case_id}` then."
+    if isinstance(exc, UnknownCaseError):
+        return " (see `sleuth cases list`)"
+    return ""
 
 
 def _fail(message: str, code: int) -> None:

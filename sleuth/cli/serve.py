@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from sleuth.servers.mcp.run import ServeOptions
+from sleuth.servers.mcp.options import ServeOptions
 from sleuth.settings import Settings
 
 

@@ -61,7 +61,14 @@ th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
 """
 
 
-def render_report(case: Case, image: LoadedImage, artifact: Callable[[str], Path]) -> str:
+def render_report(
+    case: Case,
+    image: LoadedImage,
+    artifact: Callable[[str], Path],
+    *,
+    link: Callable[[str], str] | None = None,
+    photo_max_side: int = PHOTO_MAX_SIDE,
+) -> str:
     """Render a stored case as one self-contained HTML page.
 
     Parameters
@@ -74,6 +81,11 @@ def render_report(case: Case, image: LoadedImage, artifact: Callable[[str], Path
         Maps an artifact name to its file, e.g.
         ``lambda name: files.artifact_path(case.case_id, name)``. A name whose file does not
         exist is reported as missing in the page.
+    link : callable, optional
+        Maps an artifact name to a URL: artifacts are then linked, not embedded, which
+        keeps the page small (the MCP resource links ``case://{id}/artifacts/{name}``).
+    photo_max_side : int
+        Longest side of the annotated photo.
 
     Returns
     -------
@@ -83,11 +95,11 @@ def render_report(case: Case, image: LoadedImage, artifact: Callable[[str], Path
         Content-Security-Policy enforces.
     """
     verdict = case.verdict
-    embed = functools.cache(lambda name: _artifact_url(artifact(name)))
+    embed = functools.cache(link or (lambda name: _artifact_url(artifact(name))))
     shown = {e.id for e in verdict.evidence} if verdict else set()
     cited = shown | {e.id for a in case.answers for e in a.evidence}
     weights = recorded(verdict) if verdict else None
-    parts = [_header(case, image), _photo(image, verdict)]
+    parts = [_header(case, image), _photo(image, verdict, photo_max_side)]
     if verdict is not None:
         order = ranked(verdict.evidence, weights)
         found = effects(order, weights)
@@ -182,13 +194,13 @@ def _header(case: Case, image: LoadedImage) -> str:
     )
 
 
-def _photo(image: LoadedImage, verdict: Verdict | None) -> str:
+def _photo(image: LoadedImage, verdict: Verdict | None, max_side: int) -> str:
     regions = verdict.regions if verdict else []
     drawn = annotate(
         image.full,
         regions,
         evidence_boxes=verdict.boxes if verdict else [],
-        max_side=PHOTO_MAX_SIDE,
+        max_side=max_side,
     )
     buffer = io.BytesIO()
     drawn.save(buffer, format="JPEG", quality=PHOTO_QUALITY)
@@ -224,7 +236,10 @@ def _artifact_url(path: Path) -> str | None:
 
 
 def _figure(name: str, embed: Callable[[str], str | None]) -> str:
-    """Return an artifact as a figure, or its name marked missing or unreadable."""
+    """Return an artifact as a figure, or its name marked missing or unreadable.
+
+    A ``data:`` URL is shown; any other URL is linked.
+    """
     try:
         url = embed(name)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
@@ -235,6 +250,8 @@ def _figure(name: str, embed: Callable[[str], str | None]) -> str:
         return (
             f'<figure><figcaption>{_e(name)} <b class="missing">{problem}</b></figcaption></figure>'
         )
+    if not url.startswith("data:"):
+        return f'<figure><figcaption><a href="{_e(url)}">{_e(name)}</a></figcaption></figure>'
     return f'<figure><img src="{url}" alt="{_e(name)}"><figcaption>{_e(name)}</figcaption></figure>'
 
 

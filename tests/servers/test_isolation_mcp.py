@@ -23,9 +23,12 @@ BUILTINS = ToolRegistry.discover().names()
 
 
 def analyze(settings: Settings, image_b64: str) -> tuple[set[str], MarkedVerdict]:
+    """Return the forensic tools run_tool offers, and the verdict of analyze_image."""
+
     async def body():
         async with Client(create_server(settings=settings)) as client:
-            tools = {t.name for t in (await client.list_tools()).tools}
+            listed = {t.name: t for t in (await client.list_tools()).tools}
+            tools = set(listed["run_tool"].input_schema["properties"]["tool"]["enum"])
             result = await client.call_tool("analyze_image", {"image_base64": image_b64})
             assert not result.is_error, result.content
             return tools, MarkedVerdict.model_validate(result.structured_content)

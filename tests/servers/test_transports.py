@@ -22,7 +22,7 @@ def test_stdio_analysis_then_a_follow_up_from_a_second_process(env, allowed):
     def params():
         return StdioServerParameters(
             command=sys.executable,
-            args=["-m", "sleuth", "serve", "--allow-dir", str(allowed)],
+            args=["-m", "sleuth", "serve", "--allow-dir", str(allowed), "--expose-tools"],
             env=env,
         )
 
@@ -40,7 +40,7 @@ def test_stdio_analysis_then_a_follow_up_from_a_second_process(env, allowed):
             return names, result
 
     names, result = run(first)
-    assert {"analyze_image", "ask_followup", "get_case", "ela", "zoom"} <= names
+    assert {"analyze_image", "ask_followup", "get_case", "run_tool", "ela", "zoom"} <= names
     verdict = MarkedVerdict.model_validate(result.structured_content)
     assert progress and len(progress) == len(verdict.steps)
 
