@@ -266,6 +266,7 @@ class CaseSummary(BaseModel):
 
     case_id: str
     image_id: str
+    name: str | None = None
     label: str | None
     p_ai: float | None
     backend: str | None
@@ -280,6 +281,7 @@ class CaseSummary(BaseModel):
         return cls(
             case_id=case_id,
             image_id=values["image_id"],
+            name=values.get("name"),
             label=verdict.get("label"),
             p_ai=verdict.get("p_ai"),
             backend=f"{backend['provider']}:{backend['model']}" if backend else None,
@@ -333,6 +335,7 @@ class CaseStore:
         return Case(
             case_id=case_id,
             image_id=state["image_id"],
+            name=state.get("name"),
             status="concluded" if view.verdict else "interrupted",
             verdict=view.verdict,
             answers=answers,

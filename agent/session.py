@@ -153,8 +153,12 @@ class Session:
         question: str | None = None,
         *,
         progress: StepCallback | None = None,
+        name: str | None = None,
     ) -> Verdict:
         """Investigate an image and return the verdict; the case is stored.
+
+        ``name`` is shown with the case (``cases list``, the report); by default the file
+        name of a path.
 
         Raises
         ------
@@ -179,7 +183,9 @@ class Session:
         )
         self.files.save_image(loaded)
         case_id = new_case_id(loaded.sha256)
-        graph_input = {"image_id": loaded.sha256, "question": question}
+        if name is None and isinstance(image, str | Path):
+            name = Path(image).name
+        graph_input = {"image_id": loaded.sha256, "question": question, "name": name}
         self._run(case_id, graph_input, self._backend(), progress)
         return self._verdict(case_id)
 
@@ -216,6 +222,11 @@ class Session:
     def cases(self) -> list[CaseSummary]:
         """Return every stored case, most recently updated first."""
         return self.store.summaries()
+
+    def earlier_cases(self, case_id: str) -> list[CaseSummary]:
+        """Return the other cases of the same image (same sha256), most recent first."""
+        image_id = self.store.state(case_id)["image_id"]
+        return [c for c in self.cases() if c.image_id == image_id and c.case_id != case_id]
 
     def image(self, case_id: str) -> LoadedImage:
         """Return a stored case's image."""

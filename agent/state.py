@@ -26,6 +26,7 @@ class CaseInput(TypedDict, total=False):
 
     image_id: Required[str]
     question: NotRequired[str | None]
+    name: NotRequired[str | None]
 
 
 class CaseState(TypedDict, total=False):
@@ -33,6 +34,7 @@ class CaseState(TypedDict, total=False):
 
     image_id: str
     question: str | None
+    name: str | None
     mode: Mode
     messages: Annotated[list[AnyMessage], add_messages]
     evidence: Annotated[list[dict[str, Any]], operator.add]

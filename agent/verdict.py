@@ -172,6 +172,7 @@ class Case(BaseModel):
 
     case_id: str
     image_id: str
+    name: str | None = Field(None, description="The image's file name, when it had one.")
     status: Literal["concluded", "interrupted"] = Field(
         description="interrupted: the run stopped before a verdict (e.g. the model server "
         "failed); a follow-up question resumes it."

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 import anyio.from_thread
 from mcp.server.mcpserver import Context, MCPServer
@@ -11,6 +13,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
+from sleuth.agent.cases import CaseSummary
 from sleuth.agent.session import AnalysisInterrupted
 from sleuth.agent.verdict import Answer, Case, Step, Verdict
 from sleuth.present.annotate import annotate
@@ -81,17 +84,25 @@ def add_analyze_image(server: MCPServer, surface: Surface) -> None:
         overrides: dict[str, Any] = {"backend": "offline"} if backend == "offline" else {}
         report = _progress_reporter(ctx)
 
-        def run() -> tuple[Verdict, bytes]:
+        def run() -> tuple[Verdict, list[CaseSummary], bytes]:
             data = read_source(surface.policy, path=path, image_base64=image_base64, url=url)
             loaded = load_image(data, limits=surface.settings.image_limits)
+            name = source_name(path, url)
             with surface.session(overrides) as session:
-                verdict = _interrupted_for_model(session.analyze, loaded, question, report)
+                verdict = _interrupted_for_model(
+                    lambda progress: session.analyze(
+                        loaded, question, progress=progress, name=name
+                    ),
+                    report,
+                )
+                earlier = session.earlier_cases(verdict.case_id)
             drawn = annotate(loaded.full, verdict.regions, evidence_boxes=verdict.boxes)
-            return verdict, jpeg_view(drawn, ANNOTATED_BYTES)
+            return verdict, earlier, jpeg_view(drawn, ANNOTATED_BYTES)
 
-        verdict, picture = await surface.work(run)
+        verdict, earlier, picture = await surface.work(run)
+        text = verdict_brief(verdict, earlier)
         return CallToolResult(
-            content=[TextContent(type="text", text=verdict_brief(verdict)), image_content(picture)],
+            content=[TextContent(type="text", text=text), image_content(picture)],
             structured_content=mark(verdict),
         )
 
@@ -117,7 +128,9 @@ def add_ask_followup(server: MCPServer, surface: Surface) -> None:
                 before = session.case(case_id)
                 known = {e.id for e in before.verdict.evidence} if before.verdict else set()
                 known |= {e.id for a in before.answers for e in a.evidence}
-                answer = _interrupted_for_model(session.ask, case_id, question, report)
+                answer = _interrupted_for_model(
+                    lambda progress: session.ask(case_id, question, progress=progress), report
+                )
                 named = surface.registry.named_in(question)
                 fresh = [e for e in answer.evidence if e.id not in known]
                 asked = [e for e in answer.evidence if e.tool in named and e not in fresh]
@@ -170,10 +183,21 @@ def add_get_case(server: MCPServer, surface: Surface) -> None:
         )
 
 
-def _interrupted_for_model(fn: Callable[..., T], *args: Any) -> T:
+def source_name(path: str | None, url: str | None) -> str | None:
+    """Return the file name a case is shown under: a path's, or the last part of a URL's."""
+    if path:
+        return PurePath(path).name or None
+    if url:
+        return urlsplit(url).path.rsplit("/", 1)[-1][:200] or None
+    return None
+
+
+def _interrupted_for_model(
+    fn: Callable[[Callable[[Step], None]], T], progress: Callable[[Step], None]
+) -> T:
     """Call a session method, saying what an assistant can do when the model server fails."""
     try:
-        return fn(*args[:-1], progress=args[-1])
+        return fn(progress)
     except AnalysisInterrupted as err:
         cause = err.__cause__ or err
         raise ToolError(

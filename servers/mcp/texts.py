@@ -8,6 +8,7 @@ words as the console and the report, :mod:`sleuth.agent.weighing`) and what to a
 from __future__ import annotations
 
 from sleuth import prompts
+from sleuth.agent.cases import CaseSummary
 from sleuth.agent.verdict import Case, Verdict
 from sleuth.agent.weighing import deciding_provenance, effects, ranked, recorded
 
@@ -27,8 +28,11 @@ def clip(text: str, limit: int, *, one_line: bool = True) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
 
 
-def verdict_brief(verdict: Verdict) -> str:
-    """Return the verdict in plain words: label, probability, what moved it, what to ask."""
+def verdict_brief(verdict: Verdict, earlier: list[CaseSummary] | None = None) -> str:
+    """Return the verdict in plain words: label, probability, what moved it, what to ask.
+
+    ``earlier``: other cases of the same image, named in a line of their own.
+    """
     weights = recorded(verdict)
     order = ranked(verdict.evidence, weights)
     found = effects(order, weights)
@@ -53,6 +57,10 @@ def verdict_brief(verdict: Verdict) -> str:
         failed=", ".join(failed),
         case_id=verdict.case_id,
         example_tool="ela" if "ela" in tools else (tools[0] if tools else "ela"),
+        earlier=[
+            {"case_id": c.case_id, "label": c.label or "interrupted", "day": c.updated[:10]}
+            for c in (earlier or [])[:3]
+        ],
     )
 
 
@@ -63,6 +71,7 @@ def case_brief(case: Case) -> str:
         "mcp_case",
         brief=verdict_brief(case.verdict) if case.verdict else "",
         case_id=case.case_id,
+        file_name=case.name,
         total=len(case.answers),
         answers=[
             {"question": clip(a.question, 200), "answer": clip(a.answer, ANSWER_CHARS)}

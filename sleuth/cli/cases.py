@@ -44,6 +44,8 @@ def cases_show(
     if as_json:
         out.print_json(case.model_dump_json())
         return
+    if case.name:
+        out.print(f"file: {case.name}", markup=False, highlight=False)
     if case.verdict is not None:
         print_verdict(case.verdict)
     else:

@@ -72,12 +72,21 @@ def analyze_command(
     )
     with open_session(settings) as session, live_steps(as_json) as progress:
         verdict = session.analyze(image, question, progress=progress)
+        earlier = session.earlier_cases(verdict.case_id)
         if report is not None:
             write_report(session, verdict.case_id, report)
     if as_json:
         out.print_json(verdict.model_dump_json())
     else:
         print_verdict(verdict)
+        for case in earlier[:3]:
+            label = case.label or "interrupted"
+            err.print(
+                f"this image was analysed before: case {case.case_id} ({label}, "
+                f"{case.updated[:10]}; `sleuth cases show {case.case_id}`)",
+                markup=False,
+                highlight=False,
+            )
     if report is not None:
         err.print(f"report written to {report}")
 

@@ -154,17 +154,25 @@ def step_line(step: Step) -> str:
 
 
 def cases_table(rows: list[Any]) -> Table:
-    """Return a table of stored cases."""
+    """Return a table of stored cases: the id whole (to copy into ``sleuth ask``), its file.
+
+    The backend is left to ``cases list --json`` and ``cases show``: at 80 columns the
+    id, label, probability, file name and date fit.
+    """
     table = Table(title="cases")
-    for column in ("case", "label", "p_ai", "backend", "questions", "updated"):
-        table.add_column(column)
+    table.add_column("case", no_wrap=True, min_width=25)
+    table.add_column("label", no_wrap=True)
+    table.add_column("p_ai", no_wrap=True)
+    table.add_column("Qs", no_wrap=True)
+    table.add_column("updated", no_wrap=True)
+    table.add_column("file", overflow="fold")
     for row in rows:
         table.add_row(
             row.case_id,
             row.label or "(interrupted)",
             "-" if row.p_ai is None else f"{row.p_ai:.2f}",
-            row.backend or "-",
             str(row.questions),
-            row.updated[:19],
+            row.updated[:10],
+            escape(row.name or "-"),
         )
     return table

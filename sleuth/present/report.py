@@ -183,13 +183,14 @@ def _header(case: Case, image: LoadedImage) -> str:
                 ("fallback", f"offline analyst answered; failed: {v.backend.fallback_from}")
             )
     facts += [
+        *((("file", case.name),) if case.name else ()),
         ("image", f"{image.format} {width}×{height}, sha256 {case.image_id}"),
         *(("loading", note) for note in image.notes),
     ]
     label = v.label if v else "interrupted (no verdict yet)"
     return (
         f'<header class="{_e(v.label if v else "interrupted")}">'
-        f"<h1>sleuth case {_e(case.case_id)}</h1>"
+        f"<h1>sleuth case {_e(case.case_id)}{_e(': ' + case.name if case.name else '')}</h1>"
         f'<p class="label">{_e(label)}</p>{_rows(facts)}</header>'
     )
 

@@ -118,3 +118,19 @@ def test_cases_prune_dry_run_removes_nothing_then_prune_does(tmp_path, env):
     assert not list((data / "cases").iterdir())
     bad = sleuth(["cases", "prune"], env, check=False)
     assert bad.returncode == 2 and "nothing to prune by" in bad.stderr
+
+
+def test_cases_carry_their_file_name_and_whole_ids_at_80_columns(tmp_path, env):
+    image = tmp_path / "holiday-photo.png"
+    image.write_bytes(encode(photo(3)))
+    first = Verdict.model_validate_json(sleuth(["analyze", str(image), "--json"], env).stdout)
+    again = sleuth(["analyze", str(image)], env)  # the same image: the earlier case is named
+    assert f"this image was analysed before: case {first.case_id}" in again.stderr
+    table = sleuth(["cases", "list"], env | {"COLUMNS": "80"}).stdout
+    assert all(len(line) <= 80 for line in table.splitlines())
+    assert first.case_id in table  # whole, to copy into `sleuth ask`
+    assert "holiday-pho" in table and first.label in table
+    listed = json.loads(sleuth(["cases", "list", "--json"], env).stdout)
+    assert {row["name"] for row in listed} == {"holiday-photo.png"}
+    shown = sleuth(["cases", "show", first.case_id], env).stdout
+    assert "file: holiday-photo.png" in shown

@@ -454,3 +454,20 @@ def test_an_unknown_case_tells_the_assistant_what_to_send(server_for):
     text = error_text(run(body))
     assert "analyze_image returned" in text
     assert_for_a_model(text)
+
+
+def test_a_case_is_named_after_its_file_and_a_repeat_names_the_earlier_case(server_for):
+    async def body():
+        async with Client(server_for()) as client:
+            first = await client.call_tool("analyze_image", {"path": "composite.png"})
+            again = await client.call_tool("analyze_image", {"path": "composite.png"})
+            case_id = again.structured_content["case_id"]
+            recalled = await client.call_tool("get_case", {"case_id": case_id})
+            return first, again, recalled
+
+    first, again, recalled = run(body)
+    earlier = first.structured_content["case_id"]
+    assert f"This image was analysed before: case {earlier}" in again.content[0].text
+    assert "analysed before" not in first.content[0].text
+    assert "File: composite.png" in recalled.content[0].text
+    assert MarkedCase.model_validate(recalled.structured_content).name == "composite.png"

@@ -361,3 +361,32 @@ def test_every_shared_file(shared_data, manifest, no_network):
         if row["label"] == "real":
             assert not is_ai_declared, row["file"]
     assert sorted(missed) == sorted(UNREADABLE), missed
+
+
+@pytest.mark.parametrize(
+    ("state", "failures", "expected"),
+    [
+        ("Valid", [], ", signed by OpenAI: a declaration in the file, the strongest evidence"),
+        (
+            "Invalid",
+            ["signingCredential.expired", "signingCredential.untrusted"],
+            "claiming to be signed by OpenAI but not validating "
+            "(state Invalid: expired, untrusted)",
+        ),
+    ],
+)
+def test_the_c2pa_headline_states_whether_the_signature_holds(state, failures, expected):
+    from sleuth.tools.builtin.provenance.c2pa_reader import C2paFacts, c2pa_finding
+
+    facts = C2paFacts(
+        manifests=1,
+        validation_state=state,
+        failures=failures,
+        vendor="OpenAI",
+        source_types=["trainedAlgorithmicMedia"],
+        active_source_types=["trainedAlgorithmicMedia"],
+    )
+    finding = c2pa_finding(facts)
+    assert finding.direction == "ai" and expected in finding.summary
+    if state != "Valid":
+        assert "strongest evidence" not in finding.summary

@@ -265,10 +265,14 @@ def c2pa_finding(facts: C2paFacts) -> Finding:
         return _error_finding(facts)
     cls = origin_class(facts)
     valid = facts.validation_state in ("Valid", "Trusted")
-    signer = f", signed by {facts.vendor}" if facts.vendor else ", by an unrecognised signer"
+    signer = _signer_phrase(facts, valid)
     caveats = _validation_caveats(facts)
     term = metrics["c2pa_digital_source_type"]
-    declared = "a declaration in the file, the strongest evidence available"
+    declared = (
+        "a declaration in the file, the strongest evidence available"
+        if valid
+        else "a declaration in the file, but one whose signature does not hold"
+    )
     if cls == "ai":
         summary = f"The C2PA manifest declares the image AI-generated ({term}){signer}: {declared}."
         return Finding(summary=summary, score=0.97 if valid else 0.95, direction="ai",
@@ -304,6 +308,25 @@ def c2pa_finding(facts: C2paFacts) -> Finding:
     return Finding(summary=summary, kind="provenance", metrics=metrics,
                    caveats=["an edit history without a source type says nothing either way",
                             *caveats])  # fmt: skip
+
+
+def _signer_phrase(facts: C2paFacts, valid: bool) -> str:
+    """Return who signed the manifest, and whether the signature holds, as a summary phrase.
+
+    The validation state is in the headline, not only in a caveat further down: an
+    invalid, expired or untrusted signature is what an investigator must see first.
+    """
+    who = facts.vendor or "an unrecognised signer"
+    if valid:
+        return f", signed by {who}"
+    state = facts.validation_state or "unknown"
+    reasons = [
+        r
+        for r in ("expired", "untrusted", "hash.mismatch")
+        if r in " ".join(facts.failures).lower()
+    ]
+    why = f": {', '.join(reasons)}" if reasons else ""
+    return f", claiming to be signed by {who} but not validating (state {state}{why})"
 
 
 def _validation_caveats(facts: C2paFacts) -> list[str]:
