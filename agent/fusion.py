@@ -16,6 +16,14 @@ The fusion is a log-odds sum read from a versioned JSON file that ships in the p
   moves away from 0.5 only as far as leave-one-source-out predictions supported on every
   track.
 
+**Calibrated tools** (plugins wrapping a learned detector) declare that their score is a
+probability of AI generation (:class:`sleuth.tools.Calibration`); the first scored finding
+of such a tool on the whole image adds ``clip(weight * logit(score), -cap, cap)``
+(:mod:`sleuth.agent.detectors`). The weight is the declared one unless the coefficients
+file holds one fitted by ``sleuth train-fusion`` (``plugins``); the cap is always the
+declared one. Which tools are calibrated comes from the registry
+(``registry.calibrations()``), so without such a plugin nothing here changes.
+
 Per-feature terms are summed per evidence item, so every verdict can cite how much each
 finding moved it. Older files (a logistic model over every feature, or the hand-set
 ``fusion-hand-v1.json``) still load.
@@ -36,8 +44,10 @@ from pathlib import Path
 from typing import Any
 
 from sleuth.agent.context import AgentContext
+from sleuth.agent.detectors import detector_terms
 from sleuth.agent.features import FeatureVector, extract_features
 from sleuth.agent.verdict import Evidence
+from sleuth.tools.base import Calibration
 
 DEFAULT_WEIGHTS = "fusion-lr-v6.json"
 
@@ -180,6 +190,10 @@ class FusionWeights:
         Scores are clipped to ``[score_clip, 1 - score_clip]`` before the logit.
     temperature : float
         The summed log-odds are divided by it (calibration).
+    plugins : dict of str to float
+        Weights of calibrated tools fitted by ``sleuth train-fusion``, by tool name (the
+        file's ``plugins`` object, ``{"name": {"weight": w, ...}}``); each replaces the
+        tool's declared :attr:`~sleuth.tools.Calibration.weight`.
     """
 
     version: str
@@ -192,6 +206,7 @@ class FusionWeights:
     model_weight: float = 1.0
     score_clip: float = 0.02
     temperature: float = 1.0
+    plugins: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     @functools.cache
@@ -226,7 +241,24 @@ class FusionWeights:
         model = LogisticModel.from_dict(data["model"]) if "model" in data else None
         rules = data.get("provenance")
         provenance = ProvenanceRules.from_dict(rules) if rules is not None else None
-        return cls(version=str(data["version"]), model=model, provenance=provenance, **kwargs)
+        return cls(
+            version=str(data["version"]),
+            model=model,
+            provenance=provenance,
+            plugins=_plugin_weights(data.get("plugins", {})),
+            **kwargs,
+        )
+
+
+def _plugin_weights(entries: Mapping[str, Any]) -> dict[str, float]:
+    """Read a file's ``plugins`` object: a weight >= 0 per calibrated tool."""
+    out = {}
+    for name, entry in entries.items():
+        weight = float(entry["weight"])
+        if not (math.isfinite(weight) and weight >= 0.0):
+            raise ValueError(f"plugins.{name}.weight must be a number >= 0, not {weight!r}")
+        out[str(name)] = weight
+    return out
 
 
 def logit(p: float, clip: float = 1e-6) -> float:
@@ -248,14 +280,16 @@ def contributions(
     weights: FusionWeights,
     *,
     band: tuple[float, float] | None = None,
+    calibrated: Mapping[str, Calibration] | None = None,
 ) -> dict[str, float]:
     """Return each evidence item's log-odds contribution, by evidence id.
 
     With a fitted model: the calibrated terms of the features each whole-image item
     supplied, summed per item (regional re-runs are not features and contribute
-    nothing), plus the provenance rules' terms when the file has them. With hand-set
-    weights: per tool and per scope only the strongest finding counts; neutral findings
-    and findings without a score contribute nothing.
+    nothing), then the calibrated tools' terms (:mod:`sleuth.agent.detectors`), then the
+    provenance rules' terms when the file has them. With hand-set weights: per tool and
+    per scope only the strongest finding counts; neutral findings and findings without
+    a score contribute nothing; calibrated tools count by their own rule instead.
 
     Parameters
     ----------
@@ -264,11 +298,16 @@ def contributions(
     band : tuple of float, optional
         The abstain band, for the rule on unsigned capture claims; the default
         :class:`~sleuth.agent.context.AgentContext`'s when None.
+    calibrated : mapping of str to Calibration, optional
+        The calibrated tools of the registry the evidence came from
+        (``registry.calibrations()``); none when None.
     """
     items = list(evidence)
+    calibrated = calibrated or {}
     if weights.model is not None:
         vector = extract_features(items)
         out = _model_contributions(items, vector, weights.model)
+        _add_detectors(items, calibrated, weights, out)
         if weights.provenance is not None:
             bias = weights.model.bias
             band = band or AgentContext().band
@@ -276,7 +315,7 @@ def contributions(
         return out
     best: dict[tuple[str, bool], tuple[str, float]] = {}
     for item in items:
-        if item.score is None or item.direction == "neutral":
+        if item.score is None or item.direction == "neutral" or item.tool in calibrated:
             continue
         weight = weights.weights.get(item.tool, weights.default_weight)
         regional = item.region is not None
@@ -286,7 +325,20 @@ def contributions(
         key = (item.tool, regional)
         if key not in best or abs(value) > abs(best[key][1]):
             best[key] = (item.id, value)
-    return dict(best.values())
+    out = dict(best.values())
+    _add_detectors(items, calibrated, weights, out)
+    return out
+
+
+def _add_detectors(
+    items: list[Evidence],
+    calibrated: Mapping[str, Calibration],
+    weights: FusionWeights,
+    out: dict[str, float],
+) -> None:
+    """Add the calibrated tools' terms to ``out`` (see :mod:`sleuth.agent.detectors`)."""
+    for found in detector_terms(items, calibrated, weights.plugins):
+        out[found.id] = out.get(found.id, 0.0) + found.term
 
 
 def _model_contributions(
@@ -327,6 +379,7 @@ def fuse(
     p_model: float | None = None,
     weights: FusionWeights | None = None,
     band: tuple[float, float] | None = None,
+    calibrated: Mapping[str, Calibration] | None = None,
 ) -> float:
     """Return the fused probability that the image is AI-generated.
 
@@ -340,6 +393,8 @@ def fuse(
         Defaults to the packaged file.
     band : tuple of float, optional
         The abstain band (see :func:`contributions`).
+    calibrated : mapping of str to Calibration, optional
+        The registry's calibrated tools (see :func:`contributions`).
 
     Returns
     -------
@@ -349,7 +404,7 @@ def fuse(
     """
     weights = weights or FusionWeights.load()
     bias = weights.model.bias if weights.model is not None else weights.bias
-    z = bias + sum(contributions(evidence, weights, band=band).values())
+    z = bias + sum(contributions(evidence, weights, band=band, calibrated=calibrated).values())
     if p_model is not None:
         z += weights.model_weight * logit(p_model, weights.score_clip)
     return sigmoid(z / weights.temperature)

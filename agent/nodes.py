@@ -322,7 +322,12 @@ class Investigation:
             update["fallback_from"] = failure
             situation = self.situation(state, runtime, backend)
             opinion = backend.conclude(situation, last)
-        p_ai = fuse(situation.view.evidence, p_model=opinion.p_model, band=ctx.band)
+        p_ai = fuse(
+            situation.view.evidence,
+            p_model=opinion.p_model,
+            band=ctx.band,
+            calibrated=self.registry.calibrations(),
+        )
         update["opinion"] = opinion_dump(opinion)
         confident = max(p_ai, 1.0 - p_ai) >= ctx.threshold
         if confident:
@@ -346,7 +351,8 @@ class Investigation:
         evidence = view.evidence
         stop = state.get("stop") or "concluded"
         backend = self.backend_for(state)
-        p_signals = fuse(evidence, band=ctx.band)
+        calibrated = self.registry.calibrations()
+        p_signals = fuse(evidence, band=ctx.band, calibrated=calibrated)
         raw = state.get("opinion")
         if stop == "budget" or raw is None:
             situation = self.situation(state, runtime, self.composer)
@@ -354,7 +360,7 @@ class Investigation:
             p_ai, label = p_signals, "uncertain"
         else:
             opinion = opinion_load(raw)
-            p_ai = fuse(evidence, p_model=opinion.p_model, band=ctx.band)
+            p_ai = fuse(evidence, p_model=opinion.p_model, band=ctx.band, calibrated=calibrated)
             label = label_for(p_ai, ctx.band)
         explanation = opinion.explanation
         recorded = state.get("stability")
@@ -373,7 +379,9 @@ class Investigation:
             p_ai=round(p_ai, 4),
             explanation=explanation,
             evidence=evidence,
-            contributions=contributions(evidence, FusionWeights.load(), band=ctx.band),
+            contributions=contributions(
+                evidence, FusionWeights.load(), band=ctx.band, calibrated=calibrated
+            ),
             regions=view.candidates,
             boxes=opinion.boxes,
             steps=steps,

@@ -55,7 +55,7 @@ def check(
     Parameters
     ----------
     registry : ToolRegistry
-        The survey's tools.
+        The survey's tools; its calibrated ones count in every fusion here.
     image : LoadedImage
         The case image.
     evidence : list of Evidence
@@ -70,7 +70,8 @@ def check(
     Stability
     """
     start = time.perf_counter()
-    p_original = fuse(evidence, band=band)
+    calibrated = registry.calibrations()
+    p_original = fuse(evidence, band=band, calibrated=calibrated)
     own = label_for(p_original, band)
     kept = [e for e in evidence if e.tool in FILE_TOOLS]
     broken = {e.tool for e in evidence if e.kind == "error"}
@@ -83,7 +84,7 @@ def check(
         for result in done.results.values():
             offset = len(evidence) + len(found)  # ids unique among the fused items
             found += to_evidence(result, view, offset=offset, region=None, step=0)
-        p_copy = fuse(found, band=band)
+        p_copy = fuse(found, band=band, calibrated=calibrated)
         copies.append(VariantCheck(name=name, p_ai=round(p_copy, 4), label=label_for(p_copy, band)))
     return Stability(
         p_original=round(p_original, 4),

@@ -137,7 +137,8 @@ def recorded(verdict: Verdict) -> dict[str, float] | None:
     """Return the contributions a verdict was written with.
 
     A verdict stored before they were recorded gets them recomputed when it was fused
-    with the fusion weights in use now, else None (not known).
+    with the fusion weights in use now, else None (not known). The recomputation counts
+    no calibrated tool: such verdicts predate calibrated scores.
     """
     if verdict.contributions is not None:
         return verdict.contributions

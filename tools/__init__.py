@@ -6,6 +6,7 @@ entry-point group, and :meth:`ToolRegistry.discover` finds it.
 
 from sleuth.tools.base import (
     Artifact,
+    Calibration,
     Finding,
     ToolContext,
     ToolResult,
@@ -28,6 +29,7 @@ from sleuth.tools.registry import ToolRegistry
 __all__ = [
     "Artifact",
     "Box",
+    "Calibration",
     "Finding",
     "ImageLimits",
     "ImageLoadError",

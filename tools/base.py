@@ -9,6 +9,7 @@ entry-point group.
 from __future__ import annotations
 
 import io
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -225,6 +226,92 @@ def too_small(image: LoadedImage, minimum: int) -> ToolResult | None:
 
 RunFunction = Callable[[LoadedImage, Any, ToolContext], ToolResult]
 
+CALIBRATED_CAP = 1.0
+"""Default :attr:`Calibration.cap`: the most log-odds a calibrated score adds or removes."""
+CALIBRATED_WEIGHT = 1.0
+"""Default :attr:`Calibration.weight`: the score's log-odds taken at face value."""
+MAX_CALIBRATED_CAP = 2.0
+"""The largest cap a tool may declare (see :class:`Calibration`)."""
+MAX_CALIBRATED_ON = 300
+"""Longest :attr:`Calibration.on`, in characters."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Calibration:
+    """A tool's declaration that its score is a calibrated probability of AI generation.
+
+    Declare it with ``forensic_tool(..., calibrated=Calibration(on=...))`` on a tool that
+    wraps a learned detector (a B-Free, SPAI or NPR checkpoint, a vendor API). The offline
+    analyst's fusion (:mod:`sleuth.agent.fusion`) then adds, for the tool's first scored
+    finding on the whole image (regional re-runs and error findings never count)::
+
+        clip(weight * logit(score), -cap, +cap)
+
+    to the fused log-odds, recorded in ``Verdict.contributions`` under the finding's
+    evidence id like every other item. A tool without this declaration moves nothing,
+    whatever its score.
+
+    Attributes
+    ----------
+    on : str
+        What the score was calibrated on, in one sentence: the data (generators, real
+        sources, post-processing) and the method (e.g. "temperature-scaled on the
+        held-out split of ..."). Shown by ``sleuth tools list`` and cited in the offline
+        explanation; at most 300 characters.
+    weight : float
+        Multiplies the score's log-odds (>= 0). The default 1.0 takes the probability at
+        its word. ``sleuth train-fusion`` fits a weight on a labelled set and writes it
+        into the coefficients file, where it replaces this one.
+    cap : float
+        The most log-odds the score may add or remove, in (0, 2]; default 1.0.
+
+    Notes
+    -----
+    **Why a cap, and why 1.0.** A detector calibrated on its own test set is calibrated
+    for those generators and that processing; on sources it never saw, and after the
+    web's resizes and re-encodes, learned detectors lose much of their accuracy while
+    keeping their confidence. The cap makes the declaration a bounded claim:
+
+    - 1.0 log-odds is a likelihood ratio of e (2.7), the same bound as the one size
+      feature the pixel model may use (a generator's frame on a lossless file);
+    - on its own, from even odds, a capped score moves ``p_ai`` to at most 0.73 (at
+      least 0.27): it can take a verdict out of the abstain band (0.35-0.65), but not to
+      the confidence (0.85) that ends an investigation, and the stability check still
+      turns a call that does not survive a resize or re-encode into ``uncertain``;
+    - it never outweighs what the file declares (a declared AI origin +4, a validly
+      signed capture -3).
+
+    A larger cap (at most :data:`MAX_CALIBRATED_CAP`, 2.0) is a stronger claim; at 2.0 a
+    plugin together with the pixel model at its cap towards AI (+1.1) still cannot turn
+    a signed capture into an AI call. Each calibrated tool is capped on its own. The
+    weight does not lift the cap, so a fitted weight can only make a score count less
+    than the cap or reach it sooner.
+    """
+
+    on: str
+    weight: float = CALIBRATED_WEIGHT
+    cap: float = CALIBRATED_CAP
+
+    def problem(self) -> str | None:
+        """Return what is wrong with the declaration, or None when it is valid."""
+        if not isinstance(self.on, str) or not self.on.strip():
+            return "on must say what the score was calibrated on (a non-empty sentence)"
+        if len(self.on) > MAX_CALIBRATED_ON:
+            return f"on is {len(self.on)} characters; keep it under {MAX_CALIBRATED_ON}"
+        if not _real(self.weight) or not 0.0 <= self.weight:
+            return f"weight must be a number >= 0, not {self.weight!r}"
+        if not _real(self.cap) or not 0.0 < self.cap <= MAX_CALIBRATED_CAP:
+            return f"cap must be a number in (0, {MAX_CALIBRATED_CAP}], not {self.cap!r}"
+        return None
+
+
+def _real(value: object) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
+
 
 @dataclass(frozen=True, kw_only=True)
 class ToolSpec:
@@ -257,6 +344,11 @@ class ToolSpec:
         Lower-case words or phrases that name the tool in a question ("error level"
         for ``ela``); the name itself always counts. They are matched as substrings
         of the question, so ``"zoom"`` also matches "zoomed".
+    calibrated : Calibration, optional
+        Set when the score of the tool's whole-image finding is a calibrated probability
+        of AI generation: the fusion then counts it, capped (see :class:`Calibration`).
+        None (the default): the score is the tool's reading of its statistic and does
+        not move ``p_ai``.
     """
 
     name: str
@@ -269,6 +361,7 @@ class ToolSpec:
     regional: bool = True
     survey: bool = False
     aliases: tuple[str, ...] = ()
+    calibrated: Calibration | None = None
 
     @property
     def description(self) -> str:
@@ -287,12 +380,15 @@ def forensic_tool(
     regional: bool = True,
     survey: bool = False,
     aliases: tuple[str, ...] = (),
+    calibrated: Calibration | None = None,
 ) -> Callable[[RunFunction], ToolSpec]:
     """Declare a forensic tool: decorate its ``run`` function to get a :class:`ToolSpec`.
 
     The spec is checked when a registry registers it (see
     :meth:`sleuth.tools.registry.ToolRegistry.register`); expose it through the
-    ``sleuth.tools`` entry-point group to make it discoverable.
+    ``sleuth.tools`` entry-point group to make it discoverable. Every argument is an
+    attribute of :class:`ToolSpec`; ``calibrated=Calibration(on=...)`` makes the score of
+    the tool's whole-image finding count in ``p_ai``, capped (see :class:`Calibration`).
 
     Examples
     --------
@@ -318,6 +414,7 @@ def forensic_tool(
             regional=regional,
             survey=survey,
             aliases=aliases,
+            calibrated=calibrated,
         )
 
     return wrap

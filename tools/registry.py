@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from sleuth.tools.base import TOOL_NAME, ToolContext, ToolResult, ToolSpec
+from sleuth.tools.base import TOOL_NAME, Calibration, ToolContext, ToolResult, ToolSpec
 from sleuth.tools.box import Box, validation_message
 from sleuth.tools.errors import PluginValidationError, ToolInputError, UnknownToolError
 from sleuth.tools.image import LoadedImage
@@ -186,6 +186,14 @@ class ToolRegistry:
         """Return the registered tool names, sorted."""
         return sorted(self._specs)
 
+    def calibrations(self) -> dict[str, Calibration]:
+        """Return the declared calibrations of the tools whose score counts in ``p_ai``.
+
+        The fusion (:func:`sleuth.agent.fusion.fuse`) takes this mapping; a tool without
+        ``calibrated=`` is not in it and its score never moves ``p_ai``.
+        """
+        return {spec.name: spec.calibrated for spec in self if spec.calibrated is not None}
+
     def named_in(self, text: str) -> tuple[str, ...]:
         """Return the tools a text names, by name or declared alias, each as whole words.
 
@@ -350,6 +358,7 @@ def validate_spec(spec: object) -> None:
             f"tool {spec.name!r}: cost must be cheap, moderate or expensive"
         )
     _validate_aliases(spec)
+    _validate_calibration(spec)
     _validate_params_model(spec)
     _validate_run_signature(spec)
 
@@ -362,6 +371,22 @@ def _validate_aliases(spec: ToolSpec) -> None:
         raise PluginValidationError(
             f"tool {spec.name!r}: aliases must be a tuple of non-empty lower-case words or "
             f"phrases, e.g. aliases=('blur', 'sharpness'); got {aliases!r}"
+        )
+
+
+def _validate_calibration(spec: ToolSpec) -> None:
+    declared = spec.calibrated
+    if declared is None:
+        return
+    example = "calibrated=Calibration(on='the held-out split of ...', weight=1.0, cap=1.0)"
+    if not isinstance(declared, Calibration):
+        raise PluginValidationError(
+            f"tool {spec.name!r}: calibrated must be a sleuth.tools.Calibration, e.g. "
+            f"{example}; got {type(declared).__name__}"
+        )
+    if (problem := declared.problem()) is not None:
+        raise PluginValidationError(
+            f"tool {spec.name!r}: calibrated score: {problem}, e.g. {example}"
         )
 
 

@@ -144,6 +144,19 @@ class ToolContract:
                 for box in finding.boxes:
                     box.check_inside(*image.size)
 
+    def test_a_calibrated_score_is_given_on_the_whole_image(
+        self, registry: ToolRegistry, spec: ToolSpec, contract_images: list[LoadedImage]
+    ) -> None:
+        if spec.calibrated is None:
+            return  # only a declared calibrated score counts in p_ai
+        for image in contract_images[-2:]:  # 640x480, PNG and JPEG
+            result = registry.run(spec.name, image)
+            scored = [f for f in result.findings if f.score is not None and f.kind != "error"]
+            assert scored, (
+                f"{spec.name} declares a calibrated score but gave none on a {image.size} "
+                "image: its first scored finding on the whole image is what counts in p_ai"
+            )
+
     def test_region_results_stay_in_the_region(
         self, registry: ToolRegistry, spec: ToolSpec, contract_images: list[LoadedImage]
     ) -> None:

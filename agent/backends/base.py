@@ -88,7 +88,11 @@ class Situation:
     @functools.cached_property
     def p_signals(self) -> float:
         """The fused probability of the evidence so far."""
-        return fuse(self.view.evidence, band=self.context.band)
+        return fuse(
+            self.view.evidence,
+            band=self.context.band,
+            calibrated=self.registry.calibrations(),
+        )
 
     @property
     def remaining(self) -> int:

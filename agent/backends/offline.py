@@ -19,6 +19,7 @@ from PIL import Image
 
 from sleuth import prompts
 from sleuth.agent.backends.base import Opinion, Situation
+from sleuth.agent.detectors import DetectorTerm, detector_terms
 from sleuth.agent.frames import BoxFrame
 from sleuth.agent.fusion import FusionWeights, contributions
 from sleuth.agent.verdict import BackendIdentity, Evidence
@@ -73,7 +74,9 @@ class OfflineBackend:
     def conclude(self, situation: Situation, message: AIMessage) -> Opinion:
         """Compose the explanation from the findings and what each contributed to p_ai."""
         evidence = situation.view.evidence
-        weight = contributions(evidence, FusionWeights.load(), band=situation.context.band)
+        fusion = FusionWeights.load()
+        calibrated = situation.registry.calibrations()
+        weight = contributions(evidence, fusion, band=situation.context.band, calibrated=calibrated)
         order = ranked(evidence, weight)
         effect_of = effects(order, weight)
         deciding = deciding_provenance(order, weight)
@@ -101,6 +104,9 @@ class OfflineBackend:
             towards_real=towards("real"),
             regions=[str(list(box.as_tuple())) for box in examined],
             others=sum(not effect_of[e.id].counts for e in evidence if e.kind != "error"),
+            detectors=[
+                _detector_row(t) for t in detector_terms(evidence, calibrated, fusion.plugins)
+            ],
         )
         boxes = [b for e in order if effect_of[e.id].towards == "ai" for b in e.boxes][:4]
         return Opinion(p_model=None, explanation=text, boxes=boxes)
@@ -135,7 +141,12 @@ class OfflineBackend:
                 and (request.region is None or e.region == request.region)
             ]
             if not items and not request.tools and request.region is None:
-                weight = contributions(evidence, FusionWeights.load(), band=situation.context.band)
+                weight = contributions(
+                    evidence,
+                    FusionWeights.load(),
+                    band=situation.context.band,
+                    calibrated=situation.registry.calibrations(),
+                )
                 items = [e for e in evidence if e.id in weight]
         verdict = situation.view.verdict
         found = effects(items, recorded(verdict) if verdict else None)
@@ -147,6 +158,17 @@ class OfflineBackend:
         )
         prefix = f"{request.region_error}\n" if request.region_error else ""
         return prefix + answer
+
+
+def _detector_row(term: DetectorTerm) -> dict[str, object]:
+    return {
+        "id": term.id,
+        "tool": term.tool,
+        "score": term.score,
+        "on": term.on,
+        "term": term.term,
+        "capped": term.capped,
+    }
 
 
 def _answer_row(item: Evidence, effect: str) -> dict[str, object]:

@@ -7,6 +7,7 @@ others, ``tools run`` prints the finding and exits with code 1.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated
@@ -44,6 +45,7 @@ def tools_list(as_json: AsJson = False) -> None:
                 "cost": s.cost,
                 "regional": s.regional,
                 "survey": s.survey,
+                "calibrated": dataclasses.asdict(s.calibrated) if s.calibrated else None,
                 "description": s.description,
                 "parameters": s.params.model_json_schema(),
             }

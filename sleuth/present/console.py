@@ -8,9 +8,10 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
+from sleuth.agent.fusion import FusionWeights
 from sleuth.agent.verdict import Step, Verdict
 from sleuth.agent.weighing import TOWARDS_WORDS, effects, ranked, recorded
-from sleuth.tools import Finding, LoadedImage, ToolRegistry, ToolResult
+from sleuth.tools import Calibration, Finding, LoadedImage, ToolRegistry, ToolResult
 from sleuth.tools.survey import Survey
 
 DIRECTION_STYLE = {"ai": "bold red", "real": "green", "neutral": "dim"}
@@ -23,16 +24,30 @@ def tools_table(registry: ToolRegistry) -> Table:
     table.add_column("cost")
     table.add_column("region")
     table.add_column("survey")
+    table.add_column("score counts in p_ai")
     table.add_column("what it does")
+    fitted = FusionWeights.load().plugins
     for spec in registry:
         table.add_row(
             spec.name,
             spec.cost,
             "yes" if spec.regional else "no",
             "yes" if spec.survey else "no",
+            escape(calibration_text(spec.calibrated, fitted.get(spec.name))),
             spec.summary.split(". ")[0].rstrip(".") + ".",
         )
     return table
+
+
+def calibration_text(calibrated: Calibration | None, fitted: float | None = None) -> str:
+    """Say whether and how far a tool's score counts in ``p_ai`` (see ``Calibration``).
+
+    ``fitted`` is the weight the fusion's coefficients file holds for the tool, if any.
+    """
+    if calibrated is None:
+        return "no"
+    weight = f"weight {calibrated.weight:g}" if fitted is None else f"fitted weight {fitted:.3g}"
+    return f"calibrated: {weight}, at most ±{calibrated.cap:g} log-odds (on: {calibrated.on})"
 
 
 def findings_table(findings: list[Finding], *, title: str) -> Table:
