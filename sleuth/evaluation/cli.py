@@ -56,8 +56,20 @@ def train_fusion_command(
     cache: Annotated[Path, typer.Option(help="Feature cache folder.")] = Path(
         ".cache/evaluation/features"
     ),
+    plugins: Annotated[
+        bool,
+        typer.Option(
+            "--plugins/--no-plugins",
+            help="Fit a weight for each installed calibrated plugin (a tool declared with "
+            "calibrated=Calibration(...)) on top of the rest; --no-plugins leaves them out "
+            "of the file, so their declared weights apply.",
+        ),
+    ] = True,
 ) -> None:
-    """Fit the fusion's pixel model on every track; score it leave-one-source-out."""
+    """Fit the fusion's pixel model on every track; score it leave-one-source-out.
+
+    Calibrated plugins get a fitted weight each (see docs/evaluation.md).
+    """
     from rich.console import Console
 
     from sleuth.evaluation.run import scores_text, select_features, train_from_source
@@ -80,6 +92,7 @@ def train_fusion_command(
         jobs=jobs,
         cache=cache,
         console=console,
+        plugins=plugins,
     )
     for track, figures in document["loso"].items():
         console.print(f"leave one source out, {track:9s} {scores_text(figures)}", soft_wrap=True)

@@ -363,18 +363,23 @@ def earned_document(
             "C_grid": list(c_grid),
             "candidates": list(candidates),
         },
-        "loso": {
-            track: {
-                "auroc": round(s.auroc, 4),
-                "ece": round(s.ece, 4),
-                "ece_floor": round(s.ece_floor, 4),
-                "accuracy": round(s.accuracy, 4),
-                "confidently_wrong": round(s.confidently_wrong, 4),
-                "coverage_95": round(s.coverage_95, 4),
-                "abstain_rate": round(s.abstain_rate, 4),
-                "accuracy_decided": round(s.accuracy_decided, 4),
-                "n": s.n,
-            }
-            for track, s in loso.items()
-        },
+        "loso": loso_document(loso),
+    }
+
+
+def loso_document(loso: dict[str, Scores]) -> dict[str, dict[str, float | int]]:
+    """Return per-track figures as a coefficients file records them."""
+    return {
+        track: {
+            "auroc": round(s.auroc, 4),
+            "ece": round(s.ece, 4),
+            "ece_floor": round(s.ece_floor, 4),
+            "accuracy": round(s.accuracy, 4),
+            "confidently_wrong": round(s.confidently_wrong, 4),
+            "coverage_95": round(s.coverage_95, 4),
+            "abstain_rate": round(s.abstain_rate, 4),
+            "accuracy_decided": round(s.accuracy_decided, 4),
+            "n": s.n,
+        }
+        for track, s in loso.items()
     }

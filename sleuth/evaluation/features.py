@@ -1,24 +1,39 @@
-"""Feature vectors of an evaluation set: the survey on each image, per track, cached."""
+"""Feature vectors of an evaluation set: the survey on each image, per track, cached.
+
+Besides the fusion's features (:data:`sleuth.agent.features.FEATURE_NAMES`), a row holds
+one column per calibrated plugin (:func:`plugin_column`): the score that would count in
+``p_ai`` (:func:`sleuth.agent.detectors.detector_item`), NaN when it gave none.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from sleuth.agent.detectors import detector_item
 from sleuth.agent.features import FEATURE_NAMES, FEATURE_SET, extract_features
 from sleuth.evaluation.launder import launder
 from sleuth.evaluation.sources import Sample
-from sleuth.tools import LoadedImage, SleuthError, ToolRegistry, load_image
+from sleuth.tools import LoadedImage, SleuthError, ToolInputError, ToolRegistry, load_image
+from sleuth.tools.base import ToolResult
+from sleuth.tools.isolation import run_isolated
 from sleuth.tools.survey import run_survey
 from sleuth.tools.variants import load_copy, web_copy
 
 TRACKS = ("native", "laundered", "web")
 DEFAULT_CACHE = Path(".cache") / "evaluation" / "features"
 """Relative to the working directory: the checkout's ``.cache`` when run from it."""
+PLUGIN_PREFIX = "plugin:"
+"""Prefix of the columns holding calibrated plugins' scores."""
+
+
+def plugin_column(tool: str) -> str:
+    """Return the name of the column holding the calibrated tool ``tool``'s score."""
+    return PLUGIN_PREFIX + tool
 
 
 @dataclass(frozen=True)
@@ -64,13 +79,41 @@ def track_image(image: LoadedImage, track: str) -> LoadedImage:
 
 
 def survey_features(image: LoadedImage, registry: ToolRegistry) -> dict[str, float]:
-    """Run the survey on the whole image and read the fusion's feature vector."""
+    """Run the survey on the whole image and read the fusion's feature vector.
+
+    Calibrated tools outside the survey run on the whole image too; each calibrated
+    tool's score goes into its :func:`plugin_column` (NaN when it gave none or failed).
+    """
     survey = run_survey(registry, image)
     findings = [f for result in survey.results.values() for f in result.findings]
-    return extract_features(findings).values
+    values = extract_features(findings).values
+    for name in registry.calibrations():
+        values[plugin_column(name)] = _calibrated_score(registry, name, image, survey.results)
+    return values
+
+
+def _calibrated_score(
+    registry: ToolRegistry, name: str, image: LoadedImage, done: Mapping[str, ToolResult]
+) -> float:
+    """Return the score of ``name`` that would count in ``p_ai``, NaN when there is none."""
+    if name in done:
+        findings = done[name].findings
+    else:
+        try:
+            findings = run_isolated(registry, name, image).findings
+        except ToolInputError:  # defaults on the whole image: nobody can fix that call
+            return float("nan")
+    index = detector_item(findings, name)
+    score = findings[index].score if index is not None else None
+    return float("nan") if score is None else float(score)
 
 
 def _cache_tag(registry: ToolRegistry) -> str:
+    """Key the cache by the feature set and the installed tools' names.
+
+    A plugin whose weights change under the same name is not noticed: clear the cache
+    (or pass another ``cache``) then.
+    """
     text = FEATURE_SET + "|" + ",".join(registry.names())
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -161,8 +204,8 @@ def read_rows(path: Path) -> list[FeatureRow]:
             data = json.loads(line)
             data["values"] = {
                 k: float("nan") if data["values"].get(k) is None else float(data["values"][k])
-                for k in FEATURE_NAMES
-                if k in data["values"]
+                for k in data["values"]
+                if k in FEATURE_NAMES or k.startswith(PLUGIN_PREFIX)
             }
             rows.append(FeatureRow(**data))
     return rows

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import Progress
@@ -16,6 +16,12 @@ from rich.progress import Progress
 from sleuth.agent.features import FEATURE_NAMES, METRIC_FEATURES
 from sleuth.evaluation import analysis
 from sleuth.evaluation.sources import Sample, read_sources
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from sleuth.evaluation.training import TrainingData
+    from sleuth.tools import Calibration
 
 
 def select_features(selection: Sequence[str]) -> list[str]:
@@ -54,12 +60,16 @@ def train_from_source(
     jobs: int,
     cache: Path | None,
     console: Console,
+    plugins: bool = True,
 ) -> dict[str, Any]:
     """Compute features on every track, score the procedure out of source, fit and write.
 
     The leave-one-source-out figures come from :func:`sleuth.evaluation.earned.
     leave_one_source_out` (the whole fit redone per held-out source); the shipped model
-    from :func:`~sleuth.evaluation.earned.fit_pixel_model` on every row.
+    from :func:`~sleuth.evaluation.earned.fit_pixel_model` on every row. With ``plugins``
+    and calibrated plugins installed, each gets a fitted weight
+    (:mod:`sleuth.evaluation.plugins`) under the file's ``plugins`` key, and ``loso``
+    holds the figures with them (``loso_without_plugins`` those without).
     """
     from sleuth.agent.fusion import FusionWeights, ProvenanceRules
     from sleuth.evaluation.earned import (
@@ -67,14 +77,16 @@ def train_from_source(
         fit_pixel_model,
         leave_one_source_out,
     )
-    from sleuth.evaluation.features import collect_features
+    from sleuth.evaluation.features import collect_features, plugin_column
     from sleuth.evaluation.training import (
         TrainingData,
         require_sklearn,
         scores_by_track,
     )
+    from sleuth.tools import ToolRegistry
 
     require_sklearn()
+    calibrated = ToolRegistry.discover().calibrations() if plugins else {}
     samples = read_sources(sources)
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("features", total=len(samples))
@@ -85,7 +97,8 @@ def train_from_source(
         if row.error:
             console.print(f"skipped {row.key} ({row.track}): {row.error}")
     candidates = select_features(features)
-    data = TrainingData.from_rows(rows, FEATURE_NAMES)
+    columns = FEATURE_NAMES + tuple(plugin_column(name) for name in calibrated)
+    data = TrainingData.from_rows(rows, columns)
     rules = ProvenanceRules()
     with console.status("leave-one-source-out: refitting once per source"):
         p = leave_one_source_out(data, rules=rules, candidates=candidates, c_grid=c_grid)
@@ -94,18 +107,54 @@ def train_from_source(
         f"pixel model: {', '.join(model.features)}; C {model.c}, temperature slope "
         f"{model.slope:.3f}, caps {model.cap_ai:.2f} towards AI, {model.cap_real:.2f} towards real"
     )
+    fitted, p_plugins = _fit_plugins(data, p, calibrated, console)
     document = earned_document(
         model,
         version=version,
         rules=rules,
-        loso=scores_by_track(data, p),
+        loso=scores_by_track(data, p_plugins),
         n_images=len(samples),
         n_groups=len(set(data.groups)),
         candidates=candidates,
         c_grid=c_grid,
     )
+    if fitted:
+        from sleuth.evaluation.earned import loso_document
+        from sleuth.evaluation.plugins import plugins_document
+
+        document["plugins"] = plugins_document(data, calibrated, fitted)
+        document["loso_without_plugins"] = loso_document(scores_by_track(data, p))
+        document["description"] += (
+            " plugins holds a weight for each calibrated plugin, fitted on top of the rest "
+            "(sleuth.evaluation.plugins); loso then includes them and loso_without_plugins "
+            "does not."
+        )
     FusionWeights.save(document, out)
     return document
+
+
+def _fit_plugins(
+    data: TrainingData, p: np.ndarray, calibrated: dict[str, Calibration], console: Console
+) -> tuple[dict[str, float], np.ndarray]:
+    """Fit the calibrated plugins' weights; return them and the LOSO ``p_ai`` with them."""
+    if not calibrated:
+        return {}, p
+    from sleuth.evaluation import plugins
+
+    offset = plugins.offsets(p)
+    fitted = plugins.fit_weights(data, offset, calibrated)
+    for name, declared in calibrated.items():
+        if name not in fitted:
+            console.print(
+                f"plugin {name}: fewer than {plugins.MIN_SCORED} scored rows; not fitted "
+                f"(its declared weight {declared.weight:g} applies)"
+            )
+            continue
+        console.print(
+            f"plugin {name}: weight {fitted[name]:.2f} (declared {declared.weight:g}), "
+            f"capped at ±{declared.cap:g} log-odds"
+        )
+    return fitted, plugins.leave_one_source_out(data, offset, calibrated)
 
 
 def _analyse_all(

@@ -52,6 +52,12 @@ class TrainingData:
             features=tuple(features),
         )
 
+    def take(self, rows: np.ndarray) -> TrainingData:
+        """Return the rows ``rows`` (indices or a mask)."""
+        return TrainingData(
+            self.x[rows], self.y[rows], self.groups[rows], self.tracks[rows], self.features
+        )
+
 
 def source_splits(y: np.ndarray, groups: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """Return ``(train, test)`` index pairs that hold out one source (group) at a time."""
