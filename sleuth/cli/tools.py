@@ -1,4 +1,4 @@
-"""``sleuth tools``: list and run forensic tools.
+"""``sleuth tools``: list and run forensic tools, and start a new one (``tools new``).
 
 A tool that fails (raises, returns no ToolResult, runs past ``tool_seconds``) gives an
 error finding, named in one warning line on stderr; ``tools survey`` goes on with the
@@ -31,7 +31,7 @@ from sleuth.tools import Box, load_image
 from sleuth.tools.isolation import failure, run_isolated
 from sleuth.tools.survey import run_survey
 
-app = typer.Typer(help="List and run forensic tools.", no_args_is_help=True)
+app = typer.Typer(help="List, run and write forensic tools.", no_args_is_help=True)
 
 
 @app.command("list")
@@ -114,3 +114,36 @@ def tools_survey(
     for i, cand in enumerate(result.candidates, start=1):
         out.print(f"candidate {i}: {cand.box.as_tuple()} score {cand.score:.2f}")
     print_artifacts([a for r in result.results.values() for a in r.artifacts], out_dir)
+
+
+@app.command("new")
+def tools_new(
+    name: Annotated[
+        str, typer.Argument(help="The tool's name: a-z, 0-9 and _, e.g. acme_detector.")
+    ],
+    calibrated: Annotated[
+        bool,
+        typer.Option(
+            "--calibrated",
+            help="A learned detector: its score is a calibrated probability that counts "
+            "in p_ai (capped), its weights path the setting SLEUTH_<NAME>_WEIGHTS.",
+        ),
+    ] = False,
+    folder: Annotated[
+        Path | None,
+        typer.Option("--dir", help="Folder to create (default: ./sleuth-<name>)."),
+    ] = None,
+) -> None:
+    """Write a plugin package for a new tool: pyproject, tool module, contract test, README."""
+    from sleuth.scaffold import distribution, scaffold_plugin, weights_setting
+    from sleuth.tools import ToolRegistry
+
+    target = folder if folder is not None else Path(distribution(name))
+    taken = ToolRegistry.discover().names()
+    written = scaffold_plugin(name, target, calibrated=calibrated, taken=taken)
+    for path in written:
+        out.print(f"wrote {path}", markup=False, highlight=False)
+    steps = [f"cd {target}", "pip install -e .", "pytest"]
+    if calibrated:
+        steps.insert(2, f"export {weights_setting(name)}=/path/to/weights")
+    out.print("next: " + " && ".join(steps), markup=False, highlight=False, soft_wrap=True)
