@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from sleuth.tools import ToolRegistry
+from sleuth.tools import ToolRegistry, load_image
 from tests.conftest import REPO, encode, photo
 
 SECTION = "## Writing a forensic tool"
@@ -100,3 +100,22 @@ def test_the_plugin_passes_the_shipped_contract(plugin_path):
     assert run.returncode == 0, run.stdout + run.stderr
     assert re.search(r"\b\d+ passed", run.stdout)
     assert "failed" not in run.stdout
+
+
+def test_the_detector_example_declares_a_capped_score_and_names_its_missing_weights(
+    tmp_path, monkeypatch
+):
+    from sleuth.tools.isolation import failure, run_isolated
+
+    (tmp_path / "acme_bfree.py").write_text(readme_blocks()["python"][2])
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("SLEUTH_ACME_BFREE_WEIGHTS", raising=False)
+    try:
+        from acme_bfree import acme_bfree
+    finally:
+        sys.modules.pop("acme_bfree", None)
+    registry = ToolRegistry([acme_bfree])
+    declared = registry.calibrations()["acme_bfree"]
+    assert (declared.weight, declared.cap) == (1.0, 1.0) and declared.on
+    result = run_isolated(registry, "acme_bfree", load_image(encode(photo(0, (96, 64)))))
+    assert "set SLEUTH_ACME_BFREE_WEIGHTS to the detector's weights file" in failure(result)
