@@ -75,6 +75,7 @@ def add_case_resources(server: MCPServer, surface: Surface) -> None:
         name="artifact",
         mime_type="image/png",
         title="A heatmap, spectrum or crop of a case",
+        description="PNG, at most 1024 pixels a side (larger artifacts are shrunk).",
     )
     async def artifact_resource(case_id: str, name: str) -> bytes:
         _check_case_id(case_id)
@@ -86,7 +87,9 @@ def add_case_resources(server: MCPServer, surface: Surface) -> None:
             path = session.files.artifact_path(case_id, name)
             if not path.is_file():
                 raise SleuthError(f"case {case_id} has no artifact {name!r}")
-            return path.read_bytes()
+            from sleuth.present.report import small_png
+
+            return small_png(path)
 
         return await _read(surface, artifact)
 

@@ -220,11 +220,20 @@ def _photo(image: LoadedImage, verdict: Verdict | None, max_side: int) -> str:
 def _artifact_url(path: Path) -> str | None:
     """Return a PNG data URL for an artifact file, or None when the file does not exist.
 
-    Small PNGs are embedded as they are; others are decoded, shrunk to
-    :data:`ARTIFACT_MAX_SIDE` and re-encoded. An unreadable file raises ``OSError``.
+    An unreadable file raises ``OSError``.
     """
     if not path.is_file():
         return None
+    return "data:image/png;base64," + base64.b64encode(small_png(path)).decode("ascii")
+
+
+def small_png(path: Path) -> bytes:
+    """Return an artifact file as PNG of at most :data:`ARTIFACT_MAX_SIDE` pixels a side.
+
+    Small PNGs come as they are; others are decoded, shrunk and re-encoded (at most
+    :data:`ARTIFACT_MAX_BYTES` is passed through unchanged). An unreadable file raises
+    ``OSError``.
+    """
     raw = path.read_bytes()
     with Image.open(io.BytesIO(raw)) as im:
         small = max(im.size) <= ARTIFACT_MAX_SIDE and len(raw) <= ARTIFACT_MAX_BYTES
@@ -233,7 +242,7 @@ def _artifact_url(path: Path) -> str | None:
             buffer = io.BytesIO()
             im.convert("L" if im.mode in {"L", "1"} else "RGB").save(buffer, "PNG")
             raw = buffer.getvalue()
-    return "data:image/png;base64," + base64.b64encode(raw).decode("ascii")
+    return raw
 
 
 def _figure(name: str, embed: Callable[[str], str | None]) -> str:
