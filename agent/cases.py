@@ -329,6 +329,7 @@ class CaseStore:
                 answer=a["answer"],
                 evidence=[by_id[i] for i in a["evidence"] if i in by_id],
                 backend=a["backend"],
+                understood=a.get("understood", True),
             )
             for a in state.get("answers", [])
         ]

@@ -400,15 +400,22 @@ class Investigation:
         return {"verdict": verdict.model_dump(mode="json"), "mode": "followup"}
 
     def answer(self, state: CaseState, runtime: Ctx) -> dict[str, Any]:
-        """Record the answer to a follow-up question."""
+        """Record the answer to a follow-up question.
+
+        A backend that could not understand the question says so on its message
+        (``additional_kwargs["understood"] = False``); without it the answer counts as
+        understood.
+        """
         view = CaseView(state)
         last = state["messages"][-1]
         if state.get("stop") == "budget" or not isinstance(last, AIMessage) or last.tool_calls:
             situation = self.situation(state, runtime, self.composer)
-            text = str(self.composer.reason(situation).content)
-            text = "The step budget ran out; the evidence gathered so far: " + text
+            composed = self.composer.reason(situation)
+            text = "The step budget ran out; the evidence gathered so far: " + str(composed.content)
+            understood = composed.additional_kwargs.get("understood", True)
         else:
             text = last.text if hasattr(last, "text") else str(last.content)
+            understood = last.additional_kwargs.get("understood", True)
         first = view.question_start()
         new = [e.id for e in view.evidence if e.step >= first]
         cited = re.findall(r"\[(E\d+)\]", text)
@@ -420,6 +427,7 @@ class Investigation:
             "answer": text,
             "evidence": rests_on,
             "backend": self.backend_for(state).identity.model_dump(mode="json"),
+            "understood": understood is not False,
         }
         return {"answers": [record], "steps": dumps([step])}
 

@@ -163,6 +163,12 @@ class Answer(BaseModel):
         "evidence it cites.",
     )
     backend: BackendIdentity
+    understood: bool = Field(
+        default=True,
+        description="False when the backend could not understand (all of) the question, "
+        "e.g. the offline analyst asked about hands or faces, which need a vision model; "
+        "the answer then says what was not understood and what can be asked.",
+    )
 
 
 class Case(BaseModel):

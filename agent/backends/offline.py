@@ -3,43 +3,33 @@
 It runs the same graph as a vision-language model. Each turn it either concludes (the
 fused evidence is confident, or nothing is left to examine) or inspects the next
 candidate region: a zoom plus every regional survey tool on that box (but a tool that
-failed on the whole image). Follow-up
-questions are read for a tool name and a region ("what did ELA show in box 2?", "zoom
-on the left half") and answered from the evidence. Its explanations are composed only
-from findings and say that they are signal-only.
+failed on the whole image). Follow-up questions are read into an intent
+(:mod:`sleuth.agent.backends.intents`: why, a tool on a region, evidence ids, provenance,
+what would change the verdict, a zoom, something only a vision model can judge) and
+answered from the case (:mod:`sleuth.agent.backends.offline_answers`); a question it
+cannot answer says so, and its message carries ``understood = False``. Its explanations
+are composed only from findings and say that they are signal-only.
 """
 
 from __future__ import annotations
-
-import re
-from dataclasses import dataclass
 
 from langchain_core.messages import AIMessage
 from PIL import Image
 
 from sleuth import prompts
 from sleuth.agent.backends.base import Opinion, Situation
+from sleuth.agent.backends.intents import PROVENANCE, ZOOM, Intent, read_intent
+from sleuth.agent.backends.offline_answers import compose
 from sleuth.agent.detectors import DetectorTerm, detector_terms
 from sleuth.agent.frames import BoxFrame
 from sleuth.agent.fusion import FusionWeights, contributions
 from sleuth.agent.verdict import BackendIdentity, Evidence
-from sleuth.agent.weighing import deciding_provenance, effects, ranked, recorded
-from sleuth.tools import Box, LoadedImage
+from sleuth.agent.weighing import deciding_provenance, effects, ranked
+from sleuth.tools import Box, LoadedImage, ToolSpec
 
 POLICY_VERSION = "offline-v1"
 LISTED = 4
 """Findings named per side in an explanation; the rest are counted."""
-
-_REGION_NUMBER = re.compile(r"\b(?:box|region|candidate)\s*#?\s*(\d{1,2})\b", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class Request:
-    """What a follow-up question asks for."""
-
-    tools: tuple[str, ...]
-    region: Box | None
-    region_error: str | None = None
 
 
 class OfflineBackend:
@@ -119,45 +109,15 @@ class OfflineBackend:
         return None
 
     def _follow_up(self, situation: Situation) -> AIMessage:
-        request = read_request(situation.view.question or "", situation)
-        if situation.view.turns == 0 and request.region_error is None:
-            calls = _follow_up_calls(situation, request)
+        intent = read_request(situation.view.question or "", situation)
+        if situation.view.turns == 0:
+            calls = _follow_up_calls(situation, intent)
             if calls:
                 return AIMessage(content="", tool_calls=calls)
-        return AIMessage(content=self._answer(situation, request))
-
-    def _answer(self, situation: Situation, request: Request) -> str:
-        evidence = situation.view.evidence
-        fresh = [e for e in evidence if e.step >= situation.view.question_start()]
-        if request.region_error:
-            items = []
-        elif fresh:
-            items = fresh
-        else:
-            items = [
-                e
-                for e in evidence
-                if (not request.tools or e.tool in request.tools)
-                and (request.region is None or e.region == request.region)
-            ]
-            if not items and not request.tools and request.region is None:
-                weight = contributions(
-                    evidence,
-                    FusionWeights.load(),
-                    band=situation.context.band,
-                    calibrated=situation.registry.calibrations(),
-                )
-                items = [e for e in evidence if e.id in weight]
-        verdict = situation.view.verdict
-        found = effects(items, recorded(verdict) if verdict else None)
-        answer = prompts.render(
-            "offline_answer",
-            items=[_answer_row(e, found[e.id].words) for e in items[:8]],
-            label=verdict.label if verdict else "none yet",
-            p_ai=verdict.p_ai if verdict else situation.p_signals,
+        return AIMessage(
+            content=compose(situation, intent),
+            additional_kwargs={"understood": intent.understood},
         )
-        prefix = f"{request.region_error}\n" if request.region_error else ""
-        return prefix + answer
 
 
 def _detector_row(term: DetectorTerm) -> dict[str, object]:
@@ -168,17 +128,6 @@ def _detector_row(term: DetectorTerm) -> dict[str, object]:
         "on": term.on,
         "term": term.term,
         "capped": term.capped,
-    }
-
-
-def _answer_row(item: Evidence, effect: str) -> dict[str, object]:
-    return {
-        "id": item.id,
-        "tool": item.tool,
-        "region": list(item.region.as_tuple()) if item.region else None,
-        "summary": item.summary,
-        "score": item.score,
-        "effect": effect,
     }
 
 
@@ -202,63 +151,57 @@ def _inspect_calls(situation: Situation, region: Box) -> list[dict[str, object]]
     ]
 
 
-def _follow_up_calls(situation: Situation, request: Request) -> list[dict[str, object]]:
+def _follow_up_calls(situation: Situation, intent: Intent) -> list[dict[str, object]]:
+    """Tools to run before answering: the ones asked for, on the region asked for."""
     registry = situation.registry
     evidence = situation.view.evidence
+    if intent.kind == "provenance":
+        have = any(e.tool == PROVENANCE for e in evidence)
+        tools: tuple[str, ...] = () if have else (PROVENANCE,)
+    elif intent.kind in ("tools", "zoom") and intent.problem is None:
+        tools = intent.tools or ((ZOOM,) if intent.region is not None else ())
+    else:
+        tools = ()
     calls: list[dict[str, object]] = []
     index = situation.view.next_step()
-    tools = request.tools or (("zoom",) if request.region is not None else ())
     for i, name in enumerate(tools):
         if name not in registry:
             continue
         spec = registry.get(name)
-        region = request.region if spec.regional else None
+        region = intent.region if spec.regional else None
         done = any(e.tool == name and e.region == region for e in evidence)
-        if done and name != "zoom":
+        if done and name != ZOOM:
             continue
         args: dict[str, object] = {"box": list(region.as_tuple())} if region else {}
+        if name == ZOOM and region is not None:
+            args |= _enlarging(spec, region)
         calls.append({"name": name, "args": args, "id": f"call_{index}_{i}", "type": "tool_call"})
     return calls
 
 
-def read_request(question: str, situation: Situation) -> Request:
-    """Read which tools and which region a follow-up question is about.
+def _enlarging(spec: ToolSpec, region: Box) -> dict[str, object]:
+    """Return a zoom ``target`` that enlarges ``region`` (twice its long side, within bounds).
 
-    Tools: a tool's name or any of its declared ``aliases`` ("error level" names ``ela``),
-    each as whole words ("related" does not name ``ela``), so a plugin tool can be named
-    in a question too.
-
-    Regions: ``box N`` / ``region N`` (the case's candidate regions, 1-based), or the
-    words left, right, top, bottom, centre (halves and the middle quarter).
+    The zoom's default output size would shrink a region larger than it.
     """
-    text = question.lower()
-    tools = situation.registry.named_in(text)
-    width, height = situation.image.size
-    if match := _REGION_NUMBER.search(text):
-        number = int(match.group(1))
-        candidates = situation.view.candidates
-        if 1 <= number <= len(candidates):
-            return Request(tools, candidates[number - 1])
-        return Request(
-            tools,
-            None,
-            f"There is no box {number}: this case has {len(candidates)} numbered region(s).",
-        )
-    return Request(tools, _named_region(text, width, height))
+    field = spec.params.model_json_schema().get("properties", {}).get("target")
+    if not isinstance(field, dict) or not isinstance(field.get("default"), int):
+        return {}
+    want = max(field["default"], 2 * max(region.width, region.height))
+    top = field.get("maximum")
+    return {"target": min(want, int(top)) if isinstance(top, int | float) else want}
 
 
-def _named_region(text: str, width: int, height: int) -> Box | None:
-    x0, y0, x1, y1 = 0, 0, width, height
-    if re.search(r"\b(centre|center|middle)\b", text):
-        return Box(x0=width // 4, y0=height // 4, x1=width - width // 4, y1=height - height // 4)
-    if re.search(r"\bleft\b", text):
-        x1 = max(1, width // 2)
-    elif re.search(r"\bright\b", text):
-        x0 = width // 2
-    if re.search(r"\b(top|upper)\b", text):
-        y1 = max(1, height // 2)
-    elif re.search(r"\b(bottom|lower)\b", text):
-        y0 = height // 2
-    if (x0, y0, x1, y1) == (0, 0, width, height):
-        return None
-    return Box(x0=x0, y0=y0, x1=x1, y1=y1)
+def read_request(question: str, situation: Situation) -> Intent:
+    """Read what a follow-up question asks for (see :func:`.intents.read_intent`).
+
+    Tools are named by name or by any declared ``aliases`` ("error level" names ``ela``),
+    each as whole words, so a plugin tool can be named in a question too; regions are
+    numbered candidates ("box 2"), halves, quadrants, the centre or pixel boxes.
+    """
+    return read_intent(
+        question,
+        tools=situation.registry.named_in(question),
+        candidates=situation.view.candidates,
+        size=situation.image.size,
+    )

@@ -111,3 +111,11 @@ def ask_command(
         out.print_json(answer.model_dump_json())
     else:
         out.print(answer.answer, markup=False, highlight=False)
+        if not answer.understood:
+            out.print(
+                f"(not understood: {answer.backend.provider}:{answer.backend.model} could not "
+                "answer all of this question; see above for what it can do)",
+                style="yellow",
+                markup=False,
+                highlight=False,
+            )

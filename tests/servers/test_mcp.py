@@ -163,6 +163,7 @@ def test_a_follow_up_from_a_new_client_finds_the_case(server_for, image_b64):
     assert not answer.is_error, answer.content
     parsed = MarkedAnswer.model_validate(answer.structured_content)
     assert parsed.evidence and {e.tool for e in parsed.evidence} == {"noise"}
+    assert answer.structured_content["understood"] is True
     assert answer.content[0].text == parsed.answer
     pictures = [c for c in answer.content if c.type == "image"]  # made for this question
     assert 0 < len(pictures) <= 2 and all(c.mime_type == "image/jpeg" for c in pictures)
