@@ -297,8 +297,17 @@ def parse_params(spec: ToolSpec, params: Mapping[str, Any] | BaseModel | None) -
         ) from None
 
 
+QUOTED_BOX = re.compile(r"\((\d+), (\d+), (\d+), (\d+)\)")
+"""A box as summaries quote it, ``(x0, y0, x1, y1)`` (``Box.as_tuple`` printed)."""
+
+
 def _checked(spec: ToolSpec, view: LoadedImage, result: ToolResult) -> ToolResult:
-    """Stamp the tool's name on its findings; reject boxes outside the analysed region."""
+    """Stamp the tool's name on its findings; reject boxes outside the analysed region.
+
+    A summary that quotes a box ``(x0, y0, x1, y1)`` must quote one the result holds (a
+    finding's box or an artifact's source), so a summary written in the crop's frame
+    while the boxes are in original pixels is caught.
+    """
     if not isinstance(result, ToolResult):
         raise TypeError(f"tool {spec.name!r} returned {type(result).__name__}, not ToolResult")
     region = view.region
@@ -316,8 +325,23 @@ def _checked(spec: ToolSpec, view: LoadedImage, result: ToolResult) -> ToolResul
     for artifact in result.artifacts:
         if artifact.source is not None:
             artifact.source.check_inside(*view.size)
+    _check_quoted_boxes(spec, result)
     findings = [f.model_copy(update={"tool": spec.name}) for f in result.findings]
     return ToolResult(findings=findings, artifacts=result.artifacts)
+
+
+def _check_quoted_boxes(spec: ToolSpec, result: ToolResult) -> None:
+    held = {box.as_tuple() for f in result.findings for box in f.boxes}
+    held |= {a.source.as_tuple() for a in result.artifacts if a.source is not None}
+    for finding in result.findings:
+        for match in QUOTED_BOX.findall(finding.summary):
+            quoted = tuple(int(v) for v in match)
+            if quoted not in held:
+                raise RuntimeError(
+                    f"tool {spec.name!r} quotes box {quoted} in its summary, but its result "
+                    "holds no such box; quote the boxes in original pixels, as the findings "
+                    "hold them"
+                )
 
 
 def _inside(box: Box, region: Box) -> bool:

@@ -65,3 +65,30 @@ def test_every_tool_quotes_only_boxes_its_result_holds(name):
     for finding in result.findings:
         for box in quoted_boxes(finding.summary):
             assert box in held, (box, finding.summary)
+
+
+def test_the_registry_rejects_a_summary_quoting_a_box_it_does_not_hold():
+    from pydantic import BaseModel, ConfigDict
+
+    from sleuth.tools import Finding, ToolResult, forensic_tool
+
+    class Params(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+    @forensic_tool(
+        name="acme_crop_frame",
+        params=Params,
+        summary="Quotes its box in the crop's frame.",
+        caveat="A bug on purpose.",
+        score_meaning="No score.",
+    )
+    def acme_crop_frame(image, params, ctx):
+        box = image.to_original(Box(x0=0, y0=0, x1=10, y1=10))
+        return ToolResult(findings=[Finding(summary="An area at (0, 0, 10, 10).", boxes=[box])])
+
+    registry = ToolRegistry.discover()
+    registry.register(acme_crop_frame)
+    with pytest.raises(RuntimeError, match=r"quotes box \(0, 0, 10, 10\)"):
+        registry.run("acme_crop_frame", spliced(), region=REGION)
+    result = registry.run("acme_crop_frame", spliced())  # on the whole image the frames agree
+    assert result.findings[0].boxes[0].as_tuple() == (0, 0, 10, 10)
