@@ -305,3 +305,15 @@ def test_bad_input_is_refused():
         annotate(np.zeros((10, 10, 3), np.float32), [])
     with pytest.raises(ValueError, match="max_side"):
         annotate(flat(), [], max_side=4)
+
+
+def test_the_file_name_is_in_the_title_escaped_and_a_question_not_understood_is_marked(
+    investigator,
+):
+    name = '<b>"holiday".png'
+    verdict = investigator.analyze(encode(photo(9, (320, 240))), name=name)
+    investigator.ask(verdict.case_id, "what about the hands?")
+    _, page = rendered(investigator, verdict.case_id)
+    title = page.split("<title>", 1)[1].split("</title>", 1)[0]
+    assert "&lt;b&gt;&quot;holiday&quot;.png" in title and "<b>" not in page.split("<body>")[0]
+    assert "the question was not understood" in page

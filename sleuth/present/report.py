@@ -127,7 +127,8 @@ def render_report(
         f'<meta http-equiv="Content-Security-Policy" content="{_e(CSP)}">\n'
         '<meta name="referrer" content="no-referrer">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>sleuth case {_e(case.case_id)}</title>\n<style>{CSS}</style></head>\n"
+        f"<title>sleuth case {_e(case.case_id)}{_e(': ' + case.name if case.name else '')}"
+        f"</title>\n<style>{CSS}</style></head>\n"
         "<body>\n" + "\n".join(parts) + "\n</body></html>\n"
     )
 
@@ -338,7 +339,9 @@ def _answer(
     parts = [
         f'<article class="answer"><h3>Q{number}: {_e(answer.question)}</h3>',
         f'<p class="text">{_cite(answer.answer, cited)}</p>',
-        f'<p class="muted">answered by {_e(backend)}</p>',
+        f'<p class="muted">answered by {_e(backend)}'
+        + ("; the question was not understood" if not answer.understood else "")
+        + "</p>",
     ]
     for e in answer.evidence:
         if e.id not in shown:
