@@ -21,7 +21,7 @@ import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -169,7 +169,7 @@ class CaseFiles:
 
     def seal_case(self, case_id: str) -> None:
         """Make every artifact file of a case private (0600) once a run has written them."""
-        for path in _files(self.artifact_dir(case_id)):
+        for path in entries(self.artifact_dir(case_id), "file"):
             tighten(path, PRIVATE_FILE)
 
     def tighten(self) -> None:
@@ -189,7 +189,7 @@ class CaseFiles:
 def folder_bytes(path: Path) -> int:
     """Return the bytes of the files directly inside ``path`` (0 when it is missing)."""
     total = 0
-    for entry in _files(path):
+    for entry in entries(path, "file"):
         try:
             total += entry.stat().st_size
         except OSError:  # removed meanwhile
@@ -197,11 +197,20 @@ def folder_bytes(path: Path) -> int:
     return total
 
 
-def _files(path: Path) -> list[Path]:
+def entries(path: Path, kind: Literal["file", "dir"] | None = None) -> list[Path]:
+    """Return what is directly inside ``path``; nothing when it is missing or unreadable.
+
+    ``kind`` keeps only files or only folders (symlinks not followed).
+    """
     try:
-        return [Path(e.path) for e in os.scandir(path) if e.is_file(follow_symlinks=False)]
+        found = list(os.scandir(path))
     except OSError:
         return []
+    if kind == "file":
+        found = [e for e in found if e.is_file(follow_symlinks=False)]
+    elif kind == "dir":
+        found = [e for e in found if e.is_dir(follow_symlinks=False)]
+    return [Path(e.path) for e in found]
 
 
 def is_postgres(url: str) -> bool:
@@ -360,7 +369,7 @@ class CaseStore:
         checkpoint, once.
         """
         rows = []
-        for folder in _folders(self.files.cases_dir):
+        for folder in entries(self.files.cases_dir, "dir"):
             if not CASE_ID.match(folder.name):
                 continue
             summary = self._read_summary(folder) or self._summarise(folder.name)
@@ -396,10 +405,3 @@ class CaseStore:
             return CaseSummary.model_validate(json.loads((folder / SUMMARY_FILE).read_bytes()))
         except (OSError, ValueError, ValidationError):
             return None
-
-
-def _folders(path: Path) -> list[Path]:
-    try:
-        return [Path(e.path) for e in os.scandir(path) if e.is_dir(follow_symlinks=False)]
-    except OSError:
-        return []

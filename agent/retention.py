@@ -27,6 +27,7 @@ from sleuth.agent.cases import (
     PRIVATE_FILE,
     CaseFiles,
     CaseStoreError,
+    entries,
     folder_bytes,
     latest_checkpoints,
 )
@@ -297,13 +298,13 @@ def _apply(
 def _leftovers(files: CaseFiles, images: set[str], cases: set[str], idle: float) -> list[Path]:
     """Return image files and artifact folders no case refers to, unused since ``idle``."""
     found = []
-    for folder in _entries(files.images_dir):
-        for path in _entries(folder):
+    for folder in entries(files.images_dir):
+        for path in entries(folder):
             image_id = path.name.split(".")[0]
             ours = path.name.endswith((IMAGE_SUFFIX, ".part")) and len(image_id) == 64
             if ours and image_id not in images and _mtime(path) < idle:
                 found.append(path)
-    for path in _entries(files.cases_dir):
+    for path in entries(files.cases_dir):
         if CASE_ID.match(path.name) and path.name not in cases and _mtime(path) < idle:
             found.append(path)
     return found
@@ -333,13 +334,6 @@ def _log(report: PruneReport, setting: str) -> None:
 
 def _day(stamp: float) -> str:
     return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _entries(path: Path) -> list[Path]:
-    try:
-        return [Path(e.path) for e in os.scandir(path)]
-    except OSError:
-        return []
 
 
 def _tree_bytes(path: Path) -> int:

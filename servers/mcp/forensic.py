@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -26,7 +26,7 @@ from sleuth import prompts
 from sleuth.servers.mcp.inputs import InputPolicy, read_source
 from sleuth.servers.mcp.untrusted import NOTE, MarkedToolResult, mark
 from sleuth.servers.mcp.views import image_content, jpeg_view
-from sleuth.tools import Box, ImageLimits, ToolRegistry, load_image
+from sleuth.tools import Box, ImageLimits, LoadedImage, ToolRegistry, load_image
 from sleuth.tools.base import ToolResult, ToolSpec, png_bytes
 from sleuth.tools.box import validation_message
 
@@ -123,8 +123,7 @@ def add_run_tool(
         name = arguments["tool"]
 
         def run() -> tuple[ToolResult, list[bytes]]:
-            source = {k: arguments.get(k) for k in SOURCE_PARAMETERS}
-            image = load_image(read_source(policy, **source), limits=limits)
+            image = _image_of(arguments, policy, limits)
             spec = registry.get(name)
             region = _region(arguments.get("box")) if spec.regional else None
             if arguments.get("box") is not None and not spec.regional:
@@ -202,8 +201,7 @@ def _tool_function(
 ) -> Callable[..., Awaitable[CallToolResult]]:
     async def call(**arguments: Any) -> CallToolResult:
         def run() -> tuple[ToolResult, list[bytes]]:
-            source = {k: arguments.get(k) for k in SOURCE_PARAMETERS}
-            image = load_image(read_source(policy, **source), limits=limits)
+            image = _image_of(arguments, policy, limits)
             region = _region(arguments.get("box"))
             params = arguments.get("params")
             result = registry.run(spec.name, image, params, region=region)
@@ -237,6 +235,14 @@ def _tool_function(
     call.__name__ = spec.name
     call.__doc__ = spec.description
     return call
+
+
+def _image_of(
+    arguments: Mapping[str, Any], policy: InputPolicy, limits: ImageLimits
+) -> LoadedImage:
+    """Read and load the image a call gives as ``path``, ``image_base64`` or ``url``."""
+    source = {k: arguments.get(k) for k in SOURCE_PARAMETERS}
+    return load_image(read_source(policy, **source), limits=limits)
 
 
 def _region(box: list[int] | None) -> Box | None:

@@ -27,7 +27,7 @@ from sleuth.cli.common import (
 )
 from sleuth.present.console import findings_table, survey_json, tool_result_json, tools_table
 from sleuth.settings import Settings
-from sleuth.tools import Box, load_image
+from sleuth.tools import Box, LoadedImage, ToolRegistry, load_image
 from sleuth.tools.isolation import failure, run_isolated
 from sleuth.tools.survey import run_survey
 
@@ -72,10 +72,7 @@ def tools_run(
     out_dir: OutDir = None,
 ) -> None:
     """Run one forensic tool on an image, or on a region of it."""
-    refuse_url(image)
-    settings = Settings.load()
-    registry = registry_for(settings)
-    loaded = load_image(image, limits=settings.image_limits)
+    registry, loaded = _tools_and_image(image)
     region = Box.parse(box) if box else None
     params = parse_assignments(assignments or [])
     result = run_isolated(registry, name, loaded, params, region=region, artifact_dir=out_dir)
@@ -95,10 +92,7 @@ def tools_survey(
     out_dir: OutDir = None,
 ) -> None:
     """Run the default survey (every survey tool on the whole image) and propose regions."""
-    refuse_url(image)
-    settings = Settings.load()
-    registry = registry_for(settings)
-    loaded = load_image(image, limits=settings.image_limits)
+    registry, loaded = _tools_and_image(image)
     with Progress(console=err, transient=True, disable=as_json or not err.is_terminal) as bar:
         task = bar.add_task("survey", total=None)
 
@@ -147,3 +141,10 @@ def tools_new(
     if calibrated:
         steps.insert(2, f"export {weights_setting(name)}=/path/to/weights")
     out.print("next: " + " && ".join(steps), markup=False, highlight=False, soft_wrap=True)
+
+
+def _tools_and_image(image: Path) -> tuple[ToolRegistry, LoadedImage]:
+    """Return the tools the settings allow and the image read within their limits."""
+    refuse_url(image)
+    settings = Settings.load()
+    return registry_for(settings), load_image(image, limits=settings.image_limits)
