@@ -74,8 +74,70 @@ class C2paFacts:
     error: str | None = None
 
 
-def read_c2pa(raw: bytes, fmt: str) -> C2paFacts | None:
+@dataclass
+class C2paStore:
+    """The manifest store as c2pa-python reports it, before interpretation.
+
+    ``store`` is the library's JSON (untrusted strings throughout); ``state`` its
+    validation state (``Trusted``, ``Valid`` or ``Invalid``). When the library could not
+    read the store, ``error`` says why and ``remote_url`` holds a cloud-only manifest's URL.
+    """
+
+    store: dict[str, Any] = field(default_factory=dict)
+    state: str | None = None
+    error: str | None = None
+    remote_url: str | None = None
+
+
+def read_store(raw: bytes, fmt: str) -> C2paStore | None:
     """Read the C2PA manifest store of a file without any network access.
+
+    Parameters
+    ----------
+    raw : bytes
+        The file.
+    fmt : str
+        Pillow's format name (``JPEG``, ``PNG``, ``WEBP``, ...).
+
+    Returns
+    -------
+    C2paStore or None
+        None when the file has no manifest (or the pre-check rules one out). A library
+        error becomes ``error`` (and ``remote_url`` for a cloud-only manifest).
+
+    References
+    ----------
+    .. [1] contentauth, c2pa-python 0.38 (``Reader``, ``Settings``, ``Context``).
+    """
+    mime = MIME.get(fmt.upper())
+    if mime is None or not has_c2pa_marker(raw):
+        return None
+    import c2pa
+
+    try:
+        context = c2pa.Context(c2pa.Settings.from_dict(SETTINGS))
+        reader = c2pa.Reader.try_create(mime, stream=io.BytesIO(raw), context=context)
+        if reader is None:
+            return None
+        with reader:
+            store = json.loads(reader.json())
+            state = reader.get_validation_state()
+    except (c2pa.C2paError, OSError, ValueError, RuntimeError) as err:
+        message = str(err)
+        if "ManifestNotFound" in message or "JumbfNotFound" in message:
+            return None
+        url = _URL.search(message) if "remote" in message.lower() else None
+        return C2paStore(
+            error=excerpt(message, 200), remote_url=excerpt(url.group(0), 300) if url else None
+        )
+    return C2paStore(
+        store=store if isinstance(store, dict) else {},
+        state=excerpt(str(state), 40) if state else None,
+    )
+
+
+def read_c2pa(raw: bytes, fmt: str) -> C2paFacts | None:
+    """Read what the C2PA manifest store of a file declares, without any network access.
 
     Every manifest of the store is read (the active one and its ingredients' ones), so
     an AI origin recorded one edit back is still found.
@@ -98,30 +160,13 @@ def read_c2pa(raw: bytes, fmt: str) -> C2paFacts | None:
     .. [1] C2PA, "Content Credentials: C2PA Technical Specification 2.2", 2025.
     .. [2] contentauth, c2pa-python 0.38 (``Reader``, ``Settings``, ``Context``).
     """
-    mime = MIME.get(fmt.upper())
-    if mime is None or not has_c2pa_marker(raw):
+    read = read_store(raw, fmt)
+    if read is None:
         return None
-    import c2pa
-
-    try:
-        context = c2pa.Context(c2pa.Settings.from_dict(SETTINGS))
-        reader = c2pa.Reader.try_create(mime, stream=io.BytesIO(raw), context=context)
-        if reader is None:
-            return None
-        with reader:
-            store = json.loads(reader.json())
-            state = reader.get_validation_state()
-    except (c2pa.C2paError, OSError, ValueError, RuntimeError) as err:
-        message = str(err)
-        if "ManifestNotFound" in message or "JumbfNotFound" in message:
-            return None
-        url = _URL.search(message) if "remote" in message.lower() else None
-        return C2paFacts(
-            error=excerpt(message, 200), remote_url=excerpt(url.group(0), 300) if url else None
-        )
-    facts = C2paFacts(validation_state=excerpt(str(state), 40) if state else None)
-    if isinstance(store, dict):
-        _read_store(store, facts)
+    if read.error is not None:
+        return C2paFacts(error=read.error, remote_url=read.remote_url)
+    facts = C2paFacts(validation_state=read.state)
+    _read_store(read.store, facts)
     return facts
 
 
@@ -131,7 +176,7 @@ def _read_store(store: dict[str, Any], facts: C2paFacts) -> None:
     facts.manifests = len(manifests)
     active = manifests.get(store.get("active_manifest"))
     if isinstance(active, dict):
-        facts.claim_generator = _generator_name(active)
+        facts.claim_generator = generator_name(active)
         signature = active.get("signature_info")
         if isinstance(signature, dict) and isinstance(signature.get("issuer"), str):
             facts.issuer = excerpt(signature["issuer"], 120)
@@ -144,7 +189,7 @@ def _read_store(store: dict[str, Any], facts: C2paFacts) -> None:
             facts.failures.append(excerpt(code, 60))
     for manifest in list(manifests.values())[:MAX_MANIFESTS]:
         terms = facts.active_source_types if manifest is active else facts.source_types
-        for action in _actions(manifest):
+        for action in manifest_actions(manifest):
             name = action.get("action")
             if isinstance(name, str) and len(facts.actions) < 32:
                 facts.actions.append(excerpt(name, 60))
@@ -163,7 +208,8 @@ def _read_store(store: dict[str, Any], facts: C2paFacts) -> None:
             facts.source_types.append(term)
 
 
-def _generator_name(manifest: dict[str, Any]) -> str | None:
+def generator_name(manifest: dict[str, Any]) -> str | None:
+    """Return a manifest's claim generator (names from ``claim_generator_info``), bounded."""
     info = manifest.get("claim_generator_info")
     if isinstance(info, list):
         names = [i.get("name") for i in info[:4] if isinstance(i, dict)]
@@ -174,7 +220,8 @@ def _generator_name(manifest: dict[str, Any]) -> str | None:
     return excerpt(generator, 120) if isinstance(generator, str) else None
 
 
-def _actions(manifest: Any) -> list[dict[str, Any]]:
+def manifest_actions(manifest: Any) -> list[dict[str, Any]]:
+    """Return the actions of a manifest's ``c2pa.actions`` assertions (bounded; dicts only)."""
     if not isinstance(manifest, dict) or not isinstance(manifest.get("assertions"), list):
         return []
     found: list[dict[str, Any]] = []
