@@ -88,6 +88,14 @@ def test_a_thumbnail_of_another_picture_mismatches_more():
     assert rows_of(same, "EXIF")["Make"] == "Cam"
 
 
+def test_a_picture_on_black_matches_its_own_thumbnail():
+    rgb = photo(size=(640, 480)).copy()
+    rgb[:120], rgb[-120:], rgb[:, :160], rgb[:, -160:] = 0, 0, 0, 0  # a subject on black
+    meta = read_metadata(loaded(rgb, "JPEG", exif=exif_with_thumbnail(thumbnail_of(rgb))))
+    assert meta.thumbnail is not None and meta.thumbnail.mismatch is not None
+    assert meta.thumbnail.mismatch < 0.1 and "matches" in meta.thumbnail.note
+
+
 def png_with_text(pairs: dict[str, str], **save: object) -> bytes:
     info = PngImagePlugin.PngInfo()
     for key, value in pairs.items():

@@ -233,14 +233,39 @@ def read_thumbnail(
     method = {2: 0, 3: 3, 4: 1, 5: 5, 6: 4, 7: 6, 8: 2}.get(orientation)
     if method is not None:
         small = small.transpose(Image.Transpose(method))
+    trimmed = provenance_exif.thumbnail_similarity(thumbnail, full, orientation=orientation)
+    whole = _whole_similarity(small, full)
+    candidates = [s for s in (trimmed, whole) if s is not None]
+    similarity = max(candidates, key=lambda s: s[0]) if candidates else None
     small.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
     buffer = io.BytesIO()
     small.save(buffer, format="JPEG", quality=85)
-    similarity = provenance_exif.thumbnail_similarity(thumbnail, full, orientation=orientation)
     mismatch, note = _judge(similarity)
     return EmbeddedThumbnail(
         width=small.width, height=small.height, jpeg=buffer.getvalue(), mismatch=mismatch, note=note
     )
+
+
+def _whole_similarity(thumb: Image.Image, full: np.ndarray) -> tuple[float, float] | None:
+    """Correlate the whole thumbnail with the whole image at the thumbnail's size.
+
+    The provenance tool's measure trims dark bars from the thumbnail first, which suits
+    letterboxed camera thumbnails but misaligns a picture whose own edges are dark (a
+    night sky, a planet on black); the panel takes the better of the two.
+    """
+    width, height = thumb.size
+    if width < 8 or height < 8:
+        return None
+    grey = np.asarray(thumb.convert("L"), dtype=np.float64)
+    big = Image.fromarray(np.ascontiguousarray(full))
+    factor = max(1, min(big.width // (width * 2), big.height // (height * 2)))
+    reduced = (big.reduce(factor) if factor > 1 else big).convert("L")
+    image = np.asarray(reduced.resize((width, height), Image.Resampling.BOX), dtype=np.float64)
+    a, b = grey - grey.mean(), image - image.mean()
+    denom = math.sqrt(float((a * a).sum() * (b * b).sum()))
+    correlation = float((a * b).sum() / denom) if denom > 0 else 0.0
+    aspect_error = abs((width / height) / (big.width / big.height) - 1.0)
+    return correlation, aspect_error
 
 
 def _judge(similarity: tuple[float, float] | None) -> tuple[float | None, str]:

@@ -72,9 +72,10 @@ class EmbeddedThumbnail(BaseModel):
         320 pixels a side, no metadata), turned upright like the image.
     mismatch : float or None
         ``(1 - r) / 2`` in [0, 1], where ``r`` is the correlation of the thumbnail with
-        the image downscaled to its size (the measure of the ``provenance`` tool); 0 is
-        the same picture, above 0.2 the tool reports a different one. None when the
-        two could not be compared.
+        the image downscaled to its size: the better of the ``provenance`` tool's
+        measure (dark bars trimmed from the thumbnail first) and the same measure on the
+        untrimmed thumbnail. 0 is the same picture; above 0.2 the tool reports a
+        different one. None when the two could not be compared.
     note : str
         One sentence on what the mismatch means.
     """
