@@ -21,6 +21,10 @@ if ! scripts/postgres.sh; then
     echo "scripts/postgres.sh failed: PostgreSQL for the case-store tests (see above)" >&2
     exit 1
 fi
+if ! scripts/browser.sh; then
+    echo "scripts/browser.sh failed: Chromium for the workbench's browser tests (see above)" >&2
+    exit 1
+fi
 "$PY" -m ruff check .
 "$PY" -m ruff format --check .
 PY="$PY" scripts/typecheck.sh

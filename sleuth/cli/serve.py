@@ -1,4 +1,4 @@
-"""``sleuth serve`` and ``sleuth model-server``: the MCP server and a vLLM model server."""
+"""``sleuth serve``, ``sleuth ui``, ``sleuth model-server``: MCP, the workbench, vLLM."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ import typer
 
 from sleuth.servers.mcp.options import ServeOptions
 from sleuth.settings import Settings
+from sleuth.ui.options import UiOptions
 
 
 def register(app: typer.Typer) -> None:
     """Add ``serve`` and ``model-server`` to ``app``."""
     app.command("serve")(options_command(ServeOptions, serve_command))
+    app.command("ui")(options_command(UiOptions, ui_command))
     app.command("model-server")(model_server_command)
 
 
@@ -25,6 +27,13 @@ def serve_command(options: ServeOptions) -> None:
     from sleuth.servers.mcp.run import serve
 
     serve(options, Settings.load().for_serve())  # a quota and an expiry unless set
+
+
+def ui_command(options: UiOptions) -> None:
+    """Run the investigator's workbench: a local web app over the case store."""
+    from sleuth.ui.app import run_ui
+
+    run_ui(options, Settings.load())
 
 
 def options_command(options: type[Any], run: Callable[[Any], None]) -> Callable[..., None]:
