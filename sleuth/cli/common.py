@@ -91,15 +91,11 @@ def live_steps(quiet: bool) -> Iterator[Any]:
 
 
 def write_report(session: Any, case_id: str, path: Path) -> None:
-    """Write a case's self-contained HTML report to ``path``."""
-    from sleuth.present.report import render_report
+    """Write a case's self-contained HTML report to ``path`` (the workbench's case view)."""
+    from sleuth.ui.casepage import export_report
+    from sleuth.ui.workbench import templates
 
-    html = render_report(
-        session.case(case_id),
-        session.image(case_id),
-        lambda name: session.files.artifact_path(case_id, name),
-    )
-    path.write_text(html, encoding="utf-8")
+    path.write_text(export_report(templates(), session, case_id), encoding="utf-8")
 
 
 def print_artifacts(artifacts: list[Any], out_dir: Path | None) -> None:

@@ -128,3 +128,24 @@ def test_a_follow_up_is_answered_with_its_evidence_ids(browser, case_page):
     assert "why?" in answer.text
     cites = [a.text for a in answer.find_elements(By.CSS_SELECTOR, "a.cite")]
     assert cites and all(re.fullmatch(r"\[?E\d+\]?", c) for c in cites), cites
+
+
+def test_the_exported_report_works_from_a_file(browser, case_page, workbench, tmp_path):
+    import httpx
+
+    report = httpx.get(case_page + "/report", timeout=60)
+    assert report.status_code == 200
+    saved = tmp_path / "report.html"
+    saved.write_bytes(report.content)
+    browser.get(saved.as_uri())
+    assert browser.find_element(By.ID, "case-name").text == TRICKY_NAME
+    layer = Select(browser.find_element(By.ID, "layer"))
+    assert len(layer.options) > 1
+    layer.select_by_index(1)
+    overlay = browser.find_element(By.ID, "overlay")
+    WebDriverWait(browser, 30).until(
+        lambda d: d.execute_script("return arguments[0].naturalWidth > 0", overlay)
+    )
+    browser.find_element(By.ID, "opacity").send_keys(Keys.HOME)
+    assert float(overlay.value_of_css_property("opacity")) == 0.0
+    assert not browser.find_elements(By.ID, "ask")

@@ -10,7 +10,6 @@
   const view = data.view;
   const W = view.width;
   const H = view.height;
-  const caseUrl = "/cases/" + encodeURIComponent(view.case_id);
   const stage = $("stage");
   const side = $("stage-side");
   const canvases = [$("canvas"), $("canvas-side")];
@@ -151,7 +150,7 @@
       img.style.top = top * H + "px";
       img.style.width = width * W + "px";
       img.style.height = height * H + "px";
-      img.src = `${caseUrl}/overlays/${encodeURIComponent(name)}`;
+      img.src = data.overlays[name];
     });
     $("legend").hidden = !layer;
     $("layer-description").textContent = layer ? layer.description : "";
@@ -175,7 +174,7 @@
   // -- magnifier -----------------------------------------------------------------------
   const loupe = $("loupe");
   const ZOOM = 3;
-  loupe.style.backgroundImage = `url("${caseUrl}/image")`;
+  loupe.style.backgroundImage = `url("${$("photo").src}")`;
   stage.addEventListener("pointermove", (event) => {
     if (!$("magnifier").checked) return;
     const box = stage.getBoundingClientRect();
@@ -218,7 +217,8 @@
 
   // -- follow-up questions -----------------------------------------------------------------
   const status = $("ask-status");
-  $("ask").addEventListener("submit", async (event) => {
+  const ask = $("ask");
+  ask?.addEventListener("submit", async (event) => {
     event.preventDefault();
     const question = $("question").value.trim();
     if (!question) {
