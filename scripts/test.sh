@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
-install -e ".[dev,postgres,eval]"
+install -e ".[dev,postgres,eval,scan,ray]"
 # The reference SD-watermark encoder for the decoder's tests; its declared deps (torch,
 # opencv-python) are not needed for the DCT path, so it is installed without them.
 install --no-deps "invisible-watermark==0.2.0"

@@ -18,7 +18,7 @@ import sys
 
 import typer
 
-from sleuth.cli import cases, investigate, serve, tools
+from sleuth.cli import cases, investigate, scan, serve, tools
 from sleuth.cli.common import err
 from sleuth.evaluation import cli as evaluation_cli  # light: work is imported per command
 from sleuth.tools import SleuthError
@@ -32,6 +32,7 @@ investigate.register(app)
 app.add_typer(cases.app, name="cases")
 app.add_typer(tools.app, name="tools")
 serve.register(app)
+scan.register(app)
 app.command("eval")(evaluation_cli.eval_command)
 app.command("train-fusion")(evaluation_cli.train_fusion_command)
 

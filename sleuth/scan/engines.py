@@ -1,0 +1,111 @@
+"""Where images are screened: a local process pool (default) or Ray Data.
+
+Both run :class:`~sleuth.scan.worker.Screener` on :class:`~sleuth.scan.sources.ImageRef`
+and yield result rows as they complete, so they give the same rows for the same input
+(apart from ``seconds``). The pool keeps at most a few images per worker in flight, so its
+memory does not grow with the number of images.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from typing import Any
+
+from sleuth.scan.sources import ImageRef
+from sleuth.scan.worker import Screener, WorkerConfig, screen_in_worker, start_worker
+from sleuth.tools import SleuthError
+
+IN_FLIGHT_PER_JOB = 4
+RAY_BATCH = 4
+
+
+class EngineError(SleuthError, RuntimeError):
+    """An engine cannot start (Ray not installed, a cluster that does not answer)."""
+
+
+def local_rows(
+    refs: Iterable[ImageRef], config: WorkerConfig, jobs: int
+) -> Iterator[dict[str, Any]]:
+    """Screen images in a pool of ``jobs`` processes; yield rows as they complete.
+
+    Closing the generator (or Ctrl-C) cancels what has not started and stops the pool.
+    """
+    context = multiprocessing.get_context("forkserver")
+    pool = ProcessPoolExecutor(
+        max_workers=jobs, mp_context=context, initializer=start_worker, initargs=(config,)
+    )
+    pending: set[Future[dict[str, Any]]] = set()
+    try:
+        for ref in refs:
+            pending.add(pool.submit(screen_in_worker, ref))
+            if len(pending) >= jobs * IN_FLIGHT_PER_JOB:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                yield from (f.result() for f in done)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            yield from (f.result() for f in done)
+    finally:
+        for future in pending:
+            future.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def ray_rows(
+    refs: Iterable[ImageRef], config: WorkerConfig, jobs: int, address: str | None
+) -> Iterator[dict[str, Any]]:
+    """Screen images with Ray Data (``map_batches`` over CPU workers); yield rows.
+
+    ``address`` joins a running cluster (``ray://...`` or ``auto``); without it a local
+    Ray instance with ``jobs`` CPUs is started and stopped again.
+    """
+    try:
+        import ray
+    except ImportError:
+        raise EngineError(
+            "--engine ray needs Ray: pip install 'sleuth[ray]' (or use --engine local)"
+        ) from None
+    started = not ray.is_initialized()
+    if started:
+        try:
+            if address:
+                ray.init(address=address, log_to_driver=False)
+            else:
+                ray.init(num_cpus=jobs, include_dashboard=False, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as err:
+            raise EngineError(f"cannot start or join Ray ({address or 'local'}): {err}") from None
+    try:
+        items = [{"path": r.path, "member": r.member or "", "label": r.label or ""} for r in refs]
+        if not items:
+            return
+        dataset = ray.data.from_items(items).map_batches(
+            _RayScreener,
+            fn_constructor_args=(config,),
+            batch_size=RAY_BATCH,
+            concurrency=jobs,
+            num_cpus=1,
+        )
+        for batch in dataset.iter_batches(batch_size=1, batch_format="numpy"):
+            for text in batch["row"]:
+                yield json.loads(str(text))
+    finally:
+        if started:
+            ray.shutdown()
+
+
+class _RayScreener:
+    """A Ray Data actor: one screener per worker, one row (as JSON) per image."""
+
+    def __init__(self, config: WorkerConfig) -> None:
+        self.screener = Screener(config)
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        import numpy as np
+
+        rows = []
+        for path, member, label in zip(batch["path"], batch["member"], batch["label"], strict=True):
+            ref = ImageRef(str(path), member=str(member) or None, label=str(label) or None)
+            rows.append(json.dumps(self.screener.row(ref)))
+        return {"row": np.array(rows, dtype=object)}

@@ -1,0 +1,203 @@
+"""The scan's output folder: ``rows.jsonl`` as rows come, then ``rows.parquet`` and a summary.
+
+``rows.jsonl`` is written one flushed line per image, so it is valid at every moment (a
+line cut by a crash is dropped when the folder is opened again) and a rerun resumes from
+it: an image whose path already has a row with the same sha256 is skipped. At the end (also
+after Ctrl-C) :meth:`ScanOutput.finish` groups near-duplicates by perceptual hash and writes
+``rows.parquet`` (with the ``scan`` extra: pyarrow) and ``summary.html``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sleuth.scan.rows import FIELDS, ScanRow
+from sleuth.tools import SleuthError
+
+ROWS = "rows.jsonl"
+TABLE = "rows.parquet"
+SUMMARY = "summary.html"
+NEAR_BITS = 8
+"""Perceptual hashes at most this many bits apart (of 64) are near-duplicates."""
+MAX_GROUPED = 200_000
+"""Above this many rows near-duplicates are not grouped (the pairwise pass is quadratic)."""
+
+
+class OutputError(SleuthError, OSError):
+    """The output folder cannot be written or read."""
+
+
+@dataclass
+class Seen:
+    """What earlier runs (and this one) already wrote: paths with their sha256, first rows."""
+
+    paths: dict[tuple[str, str | None], str | None] = field(default_factory=dict)
+    first: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def add(self, row: dict[str, Any]) -> None:
+        """Remember a written row."""
+        self.paths[(row["path"], row.get("member"))] = row.get("sha256")
+        sha = row.get("sha256")
+        if sha and row["route"] in ("survey", "model") and sha not in self.first:
+            self.first[sha] = row
+
+
+class ScanOutput:
+    """The output folder of a scan.
+
+    Parameters
+    ----------
+    folder : Path
+        Created if missing.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.rows_path = folder / ROWS
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._drop_cut_line()
+        except OSError as err:
+            raise OutputError(f"cannot write the output folder {folder}: {err}") from None
+        self._handle: Any = None
+
+    def seen(self) -> Seen:
+        """Return what the rows already written hold."""
+        seen = Seen()
+        for row in self.rows():
+            seen.add(row)
+        return seen
+
+    def rows(self) -> Iterator[dict[str, Any]]:
+        """Yield the rows written so far (lines that do not parse are skipped)."""
+        if not self.rows_path.exists():
+            return
+        with self.rows_path.open(encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(row, dict) and "path" in row and "route" in row:
+                    yield row
+
+    def append(self, row: dict[str, Any]) -> None:
+        """Write one row and flush it."""
+        if self._handle is None:
+            self._handle = self.rows_path.open("a", encoding="utf-8")
+        self._handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self._handle.flush()
+
+    def close(self) -> None:
+        """Close ``rows.jsonl``."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def finish(self) -> dict[str, Any]:
+        """Group near-duplicates and write ``rows.parquet`` and ``summary.html``.
+
+        Returns
+        -------
+        dict
+            ``rows`` (all rows, grouped), ``parquet`` (its path, or None without pyarrow),
+            ``summary`` (its path).
+        """
+        from sleuth.scan.summary import write_summary
+
+        self.close()
+        rows = [ScanRow.model_validate(r).model_dump() for r in self.rows()]
+        near_groups(rows)
+        table = write_parquet(rows, self.folder / TABLE)
+        summary = write_summary(rows, self.folder / SUMMARY)
+        return {"rows": rows, "parquet": table, "summary": summary}
+
+    def _drop_cut_line(self) -> None:
+        if not self.rows_path.exists() or self.rows_path.stat().st_size == 0:
+            return
+        with self.rows_path.open("rb+") as handle:
+            end = handle.seek(0, os.SEEK_END)
+            position = end
+            while position > 0:  # back to the last newline, a block at a time
+                step = min(65536, position)
+                handle.seek(position - step)
+                block = handle.read(step)
+                cut = block.rfind(b"\n")
+                if cut >= 0:
+                    position = position - step + cut + 1
+                    break
+                position -= step
+            if position < end:
+                handle.truncate(position)
+
+
+def near_groups(rows: list[dict[str, Any]]) -> int:
+    """Set ``near_group`` on rows whose perceptual hashes are within :data:`NEAR_BITS`.
+
+    Rows without a hash, and rows alike with no other, get None. Returns the number of
+    groups.
+    """
+    index = [i for i, r in enumerate(rows) if r.get("phash")]
+    if len(index) < 2 or len(index) > MAX_GROUPED:
+        return 0
+    hashes = np.array([int(rows[i]["phash"], 16) for i in index], dtype=np.uint64)
+    parent = list(range(len(index)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for start in range(0, len(hashes), 2048):
+        block = hashes[start : start + 2048, None] ^ hashes[None, :]
+        distance = np.unpackbits(block.view(np.uint8).reshape(*block.shape, 8), axis=-1).sum(-1)
+        for a, b in zip(*np.nonzero(distance <= NEAR_BITS), strict=True):
+            i, j = start + int(a), int(b)
+            if i < j:
+                parent[root(i)] = root(j)
+    members: dict[int, list[int]] = {}
+    for k in range(len(index)):
+        members.setdefault(root(k), []).append(k)
+    groups = [m for m in members.values() if len(m) > 1]
+    for number, group in enumerate(sorted(groups, key=min), start=1):
+        for k in group:
+            rows[index[k]]["near_group"] = number
+    return len(groups)
+
+
+def write_parquet(rows: list[dict[str, Any]], path: Path) -> Path | None:
+    """Write the rows as a Parquet table (None, and nothing written, without pyarrow)."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        return None
+    columns = {name: [r.get(name) for r in rows] for name in FIELDS}
+    schema = pa.schema([(name, _arrow_type(pa, name)) for name in FIELDS])
+    table = pa.table(columns, schema=schema)
+    temporary = path.with_suffix(".parquet.part")
+    pq.write_table(table, temporary)
+    temporary.replace(path)
+    return path
+
+
+def _arrow_type(pa: Any, name: str) -> Any:
+    kind = ScanRow.model_fields[name].annotation
+    text = str(kind)
+    if "list" in text:
+        return pa.list_(pa.string())
+    if "float" in text:
+        return pa.float64()
+    if "bool" in text:
+        return pa.bool_()
+    if "int" in text:
+        return pa.int64()
+    return pa.string()
