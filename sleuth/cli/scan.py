@@ -87,6 +87,7 @@ def scan_command(
             f"to there. Run the same command again to continue.",
             markup=False,
             highlight=False,
+            soft_wrap=True,
         )
         raise typer.Exit(130) from None
     meter.end()
@@ -97,6 +98,7 @@ def scan_command(
         "in the output",
         markup=False,
         highlight=False,
+        soft_wrap=True,
     )
     table = outputs.get("parquet")
     out.print(f"rows: {out_dir / 'rows.jsonl'}" + (f", {table}" if table else ""), markup=False)

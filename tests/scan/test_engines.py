@@ -1,0 +1,91 @@
+"""The engines give the same rows; the command line stops cleanly and resumes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sleuth.scan.output import ROWS
+from sleuth.scan.run import ScanOptions, run_scan
+from tests.scan.conftest import jpeg
+
+VOLATILE = {"seconds"}
+
+
+def table(out: Path) -> dict[tuple[str, str | None], dict]:
+    rows = [json.loads(line) for line in (out / ROWS).read_text().splitlines()]
+    return {
+        (r["path"], r["member"]): {k: v for k, v in r.items() if k not in VOLATILE} for r in rows
+    }
+
+
+def require_ray() -> None:
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        if os.environ.get("CI") == "true":
+            pytest.fail("Ray is not installed (CI=true: a missing engine is a failure)")
+        pytest.skip("Ray is not installed: pip install 'sleuth[ray]'")
+
+
+def test_ray_and_the_process_pool_give_the_same_rows(folder, settings, tmp_path):
+    require_ray()
+    local, ray = tmp_path / "local", tmp_path / "ray"
+    run_scan(ScanOptions(sources=(str(folder),), out=local, jobs=2), settings)
+    report = run_scan(ScanOptions(sources=(str(folder),), out=ray, jobs=2, engine="ray"), settings)
+    assert report.total == 7
+    assert table(ray) == table(local)
+
+
+def sleuth(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "sleuth", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_ctrl_c_leaves_valid_outputs_and_a_rerun_finishes(tmp_path):
+    import pyarrow.parquet as pq
+
+    source = tmp_path / "in"
+    source.mkdir()
+    for i in range(24):
+        (source / f"{i:02d}.jpg").write_bytes(jpeg(i, (640, 480)))
+    out = tmp_path / "out"
+    env = {"SLEUTH_DATA_DIR": str(tmp_path / "data")}
+    run = sleuth("scan", str(source), "--out", str(out), "--jobs", "1", env=env)
+    deadline = time.monotonic() + 120
+    while not (out / ROWS).exists() or not (out / ROWS).read_text().count("\n"):
+        assert time.monotonic() < deadline and run.poll() is None, run.communicate()
+        time.sleep(0.1)
+    run.send_signal(signal.SIGINT)
+    _, stderr = run.communicate(timeout=120)
+    assert run.returncode == 130, stderr
+    assert "Run the same command again to continue" in " ".join(stderr.split())
+    done = len(pq.read_table(out / "rows.parquet"))
+    assert 1 <= done < 24
+    assert (out / "summary.html").exists()
+    rerun = sleuth("scan", str(source), "--out", str(out), "--jobs", "2", env=env)
+    stdout, stderr = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, stderr
+    assert f"{done} already in" in " ".join(stdout.split())
+    assert len(pq.read_table(out / "rows.parquet")) == 24
+
+
+def test_options_that_need_escalate_are_refused(tmp_path):
+    run = sleuth("scan", str(tmp_path), "--out", str(tmp_path / "o"), "--keep-cases")
+    _, stderr = run.communicate(timeout=60)
+    assert run.returncode == 2 and "--escalate" in stderr
+    missing = sleuth("scan", str(tmp_path / "nothing"), "--out", str(tmp_path / "o"))
+    _, stderr = missing.communicate(timeout=60)
+    assert missing.returncode == 2 and "no such file or folder" in stderr
