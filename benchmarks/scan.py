@@ -1,0 +1,119 @@
+"""Throughput and memory of ``sleuth scan``, its engines side by side in one run.
+
+    python benchmarks/scan.py [--images 60] [--memory 500,5000] [--skip-ray]
+
+Throughput: the first ``--images`` images of the shared set's manifests (``../shared/data``
+or ``$SLEUTH_SHARED_DATA``), each scanned by ``--engine local`` with 1 and 2 jobs and by
+``--engine ray`` on a local Ray instance with 2 CPUs, into fresh output folders; images/s
+counts the run from start to finish (worker start-up included, as a user sees it). Printed
+ratios: 2 jobs to 1 (target >= 1.8x on 2 cores) and Ray's per-image cost to the pool's with
+the same 2 workers (target <= 1.15x).
+
+Memory: peak RSS of the whole scan (the driver and, separately, its largest worker) at
+each ``--memory`` size, on synthetic copies (one small photo re-encoded at a few qualities
+and sizes, so every file differs and is analysed): memory must not grow with the number of
+images. Each measurement runs in a fresh subprocess.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+
+def shared_images(count: int) -> list[str]:
+    """Return the first ``count`` images listed by the shared set's manifests."""
+    root = Path(os.environ.get("SLEUTH_SHARED_DATA", Path(__file__).parents[2] / "shared" / "data"))
+    paths: list[str] = []
+    for manifest in (root / "manifest.csv", root / "extra" / "manifest.csv"):
+        if manifest.exists():
+            with manifest.open(newline="") as handle:
+                paths += [str(manifest.parent / r["file"]) for r in csv.DictReader(handle)]
+    if not paths:
+        sys.exit(f"no shared image set at {root}; set SLEUTH_SHARED_DATA")
+    return paths[:: max(1, len(paths) // count)][:count]
+
+
+def synthetic_images(folder: Path, count: int) -> None:
+    """Write ``count`` distinct small JPEGs (one photo, other sizes and qualities)."""
+    from PIL import Image
+    from skimage import data
+
+    base = Image.fromarray(data.astronaut())
+    for i in range(count):
+        side = 160 + (i % 97)
+        buffer = io.BytesIO()
+        base.resize((side, side)).save(buffer, format="JPEG", quality=60 + i % 37)
+        (folder / f"{i:05d}.jpg").write_bytes(buffer.getvalue())
+
+
+def measure(args: list[str]) -> dict[str, float]:
+    """Run one scan in a subprocess; return its seconds and peak RSS (driver, workers)."""
+    code = (
+        "import json, resource, sys, time\n"
+        "from sleuth.cli import main\n"
+        "start = time.perf_counter()\n"
+        "sys.argv = ['sleuth', 'scan', *json.loads(sys.argv[1])]\n"
+        "try:\n    main()\nexcept SystemExit as done:\n    code = done.code\n"
+        "print(json.dumps({'seconds': time.perf_counter() - start,"
+        " 'driver_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,"
+        " 'worker_mb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))\n"
+    )
+    env = {**os.environ, "SLEUTH_DATA_DIR": tempfile.mkdtemp(prefix="sleuth-bench-")}
+    done = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    if done.returncode != 0:
+        sys.exit(f"scan failed: {done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--images", type=int, default=60)
+    parser.add_argument("--memory", default="500,5000")
+    parser.add_argument("--skip-ray", action="store_true")
+    options = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="sleuth-scan-bench-"))
+    listing = work / "images.txt"
+    listing.write_text("\n".join(shared_images(options.images)) + "\n")
+    runs = [("local, 1 job", ["--jobs", "1"]), ("local, 2 jobs", ["--jobs", "2"])]
+    if not options.skip_ray:
+        runs.append(("ray, 2 CPUs", ["--jobs", "2", "--engine", "ray"]))
+    rates: dict[str, float] = {}
+    print(f"throughput on {options.images} shared images (2 cores)")
+    for name, extra in runs:
+        found = measure([str(listing), "--out", str(work / name.replace(" ", "")), *extra])
+        rates[name] = options.images / found["seconds"]
+        print(f"  {name:<14} {rates[name]:6.2f} images/s  ({found['seconds']:.1f} s)")
+    print(
+        f"  2 jobs / 1 job: {rates['local, 2 jobs'] / rates['local, 1 job']:.2f}x (target >= 1.8x)"
+    )
+    if "ray, 2 CPUs" in rates:
+        cost = rates["local, 2 jobs"] / rates["ray, 2 CPUs"]
+        print(f"  Ray per-image cost / pool's: {cost:.2f}x (target <= 1.15x)")
+    print("peak RSS, local engine with 2 jobs, synthetic copies")
+    for size in (int(n) for n in options.memory.split(",")):
+        folder = work / f"copies-{size}"
+        folder.mkdir()
+        synthetic_images(folder, size)
+        found = measure([str(folder), "--out", str(work / f"out-{size}"), "--jobs", "2"])
+        print(
+            f"  {size:>6} images: driver {found['driver_mb']:.0f} MB, largest worker "
+            f"{found['worker_mb']:.0f} MB, {size / found['seconds']:.1f} images/s"
+        )
+
+
+if __name__ == "__main__":
+    main()
