@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
@@ -20,6 +21,8 @@ from sleuth.tools import SleuthError
 
 IN_FLIGHT_PER_JOB = 4
 RAY_BATCH = 4
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+"""Math libraries' thread counts: one per worker, as Ray sets for its 1-CPU actors."""
 
 
 class EngineError(SleuthError, RuntimeError):
@@ -31,8 +34,12 @@ def local_rows(
 ) -> Iterator[dict[str, Any]]:
     """Screen images in a pool of ``jobs`` processes; yield rows as they complete.
 
-    Closing the generator (or Ctrl-C) cancels what has not started and stops the pool.
+    Each worker's math libraries use one thread (``jobs`` workers share the cores, as Ray's
+    one-CPU actors do), unless the environment says otherwise. Closing the generator (or
+    Ctrl-C) cancels what has not started and stops the pool.
     """
+    for variable in THREAD_VARIABLES:  # read by the workers' numpy/scipy as they start
+        os.environ.setdefault(variable, "1")
     context = multiprocessing.get_context("forkserver")
     pool = ProcessPoolExecutor(
         max_workers=jobs, mp_context=context, initializer=start_worker, initargs=(config,)
