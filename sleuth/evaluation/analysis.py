@@ -40,6 +40,24 @@ def close_session() -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+class Analyst:
+    """One worker of ``sleuth eval --engine ray``: a session once, then one row per item.
+
+    Parameters
+    ----------
+    backend : str
+        The reasoning backend (``provider:model``).
+    """
+
+    def __init__(self, backend: str) -> None:
+        open_session(backend)
+
+    def __call__(self, item: tuple[Sample, str]) -> dict[str, Any]:
+        """Return the result row of ``(sample, track)``."""
+        sample, track = item
+        return analyse(sample, track)
+
+
 def metadata_rule(evidence: list[Evidence]) -> float:
     """Baseline: a declared AI origin's score, else a capture origin's, else 0.5."""
     whole = [e for e in evidence if e.tool == "provenance" and e.region is None]

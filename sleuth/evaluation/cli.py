@@ -111,6 +111,12 @@ def eval_command(
         int, typer.Option(help="Composites for the localisation track (0: skip).")
     ] = 40,
     limit: Annotated[int, typer.Option(help="Only the first N images (0: all).")] = 0,
+    engine: Annotated[
+        str, typer.Option("--engine", help="local (a process pool) or ray (as sleuth scan).")
+    ] = "local",
+    address: Annotated[
+        str | None, typer.Option("--address", help="A Ray cluster to join (--engine ray).")
+    ] = None,
 ) -> None:
     """Evaluate a backend on a labelled image set; write results.jsonl and report.html."""
     from rich.console import Console
@@ -118,12 +124,16 @@ def eval_command(
     from sleuth.evaluation.run import run_evaluation
 
     tracks = _tracks(track)
+    if engine not in ("local", "ray"):
+        raise typer.BadParameter("use local or ray", param_hint="--engine")
     console = Console(stderr=True)
     summary = run_evaluation(
         sources,
         tracks=tracks,
         backend=backend,
         jobs=jobs,
+        engine=engine,
+        address=address,
         out=out,
         localisation=localisation,
         limit=limit,

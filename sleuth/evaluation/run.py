@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -158,9 +159,19 @@ def _fit_plugins(
 
 
 def _analyse_all(
-    samples: list[Sample], tracks: Sequence[str], backend: str, jobs: int
+    samples: list[Sample],
+    tracks: Sequence[str],
+    backend: str,
+    jobs: int,
+    engine: str = "local",
+    address: str | None = None,
 ) -> Iterator[dict[str, Any]]:
     jobs_list = [(s, t) for s in samples for t in tracks]
+    if engine == "ray":
+        from sleuth.scan.engines import ray_map
+
+        yield from ray_map(functools.partial(analysis.Analyst, backend), jobs_list, jobs, address)
+        return
     if jobs <= 1:
         analysis.open_session(backend)
         try:
@@ -184,6 +195,8 @@ def run_evaluation(
     localisation: int,
     limit: int,
     console: Console,
+    engine: str = "local",
+    address: str | None = None,
 ) -> list[str]:
     """Analyse every image on every track, then write results.jsonl and report.html.
 
@@ -203,7 +216,7 @@ def run_evaluation(
         open(out / "results.jsonl", "w", encoding="utf-8") as fh,
     ):
         task = bar.add_task("analysing", total=len(samples) * len(tracks))
-        for row in _analyse_all(samples, tracks, backend, jobs):
+        for row in _analyse_all(samples, tracks, backend, jobs, engine, address):
             rows.append(row)
             fh.write(json.dumps(row) + "\n")
             bar.advance(task)

@@ -8,10 +8,12 @@ memory does not grow with the number of images.
 
 from __future__ import annotations
 
+import functools
 import json
 import multiprocessing
 import os
-from collections.abc import Iterable, Iterator
+import pickle
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
@@ -63,10 +65,30 @@ def local_rows(
 def ray_rows(
     refs: Iterable[ImageRef], config: WorkerConfig, jobs: int, address: str | None
 ) -> Iterator[dict[str, Any]]:
-    """Screen images with Ray Data (``map_batches`` over CPU workers); yield rows.
+    """Screen images with Ray Data (:func:`ray_map` of a :class:`Screener` per worker)."""
+    return ray_map(functools.partial(Screener, config), refs, jobs, address)
 
-    ``address`` joins a running cluster (``ray://...`` or ``auto``); without it a local
-    Ray instance with ``jobs`` CPUs is started and stopped again.
+
+def ray_map(
+    make: Callable[[], Callable[[Any], dict[str, Any]]],
+    items: Iterable[Any],
+    jobs: int,
+    address: str | None,
+) -> Iterator[dict[str, Any]]:
+    """Apply a worker to items with Ray Data (``map_batches`` over CPU actors); yield results.
+
+    Parameters
+    ----------
+    make : callable
+        Builds a worker once per actor (picklable: a class or a ``functools.partial``);
+        the worker maps one item to a JSON-ready dict.
+    items : iterable
+        Picklable items (sent to the actors pickled).
+    jobs : int
+        Actors, one CPU each; also the CPUs of a local Ray instance.
+    address : str or None
+        A running cluster to join (``ray://...`` or ``auto``); without it a local Ray
+        instance is started and stopped again.
     """
     try:
         import ray
@@ -84,12 +106,12 @@ def ray_rows(
         except (ConnectionError, RuntimeError, ValueError) as err:
             raise EngineError(f"cannot start or join Ray ({address or 'local'}): {err}") from None
     try:
-        items = [{"path": r.path, "member": r.member or "", "label": r.label or ""} for r in refs]
-        if not items:
+        packed = [{"item": pickle.dumps(item)} for item in items]
+        if not packed:
             return
-        dataset = ray.data.from_items(items).map_batches(
-            _RayScreener,
-            fn_constructor_args=(config,),
+        dataset = ray.data.from_items(packed).map_batches(
+            _RayWorker,
+            fn_constructor_args=(make,),
             batch_size=RAY_BATCH,
             concurrency=jobs,
             num_cpus=1,
@@ -102,17 +124,14 @@ def ray_rows(
             ray.shutdown()
 
 
-class _RayScreener:
-    """A Ray Data actor: one screener per worker, one row (as JSON) per image."""
+class _RayWorker:
+    """A Ray Data actor: builds its worker once, maps each item to a result (as JSON)."""
 
-    def __init__(self, config: WorkerConfig) -> None:
-        self.screener = Screener(config)
+    def __init__(self, make: Callable[[], Callable[[Any], dict[str, Any]]]) -> None:
+        self.work = make()
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import numpy as np
 
-        rows = []
-        for path, member, label in zip(batch["path"], batch["member"], batch["label"], strict=True):
-            ref = ImageRef(str(path), member=str(member) or None, label=str(label) or None)
-            rows.append(json.dumps(self.screener.row(ref)))
+        rows = [json.dumps(self.work(pickle.loads(data))) for data in batch["item"]]  # noqa: S301 - our own items
         return {"row": np.array(rows, dtype=object)}

@@ -48,6 +48,10 @@ class Screener:
         self.config = config
         self.registry = config.registry()
 
+    def __call__(self, ref: ImageRef) -> dict[str, Any]:
+        """Return the result row of one image (see :meth:`row`)."""
+        return self.row(ref)
+
     def row(self, ref: ImageRef) -> dict[str, Any]:
         """Return the result row of one image (an error row when it cannot be screened)."""
         start = time.perf_counter()

@@ -89,3 +89,33 @@ def test_options_that_need_escalate_are_refused(tmp_path):
     missing = sleuth("scan", str(tmp_path / "nothing"), "--out", str(tmp_path / "o"))
     _, stderr = missing.communicate(timeout=60)
     assert missing.returncode == 2 and "no such file or folder" in stderr
+
+
+def test_eval_on_ray_gives_the_rows_of_the_process_pool(tmp_path, monkeypatch):
+    require_ray()
+    from typer.testing import CliRunner
+
+    from sleuth.cli import app
+    from tests.conftest import encode, photo
+
+    monkeypatch.setenv("SLEUTH_CONFIG", str(tmp_path / "none.toml"))
+    (tmp_path / "none.toml").write_text("")
+    for label, seed in (("real", 1), ("fake", 2)):
+        folder = tmp_path / "set" / label / "src"
+        folder.mkdir(parents=True)
+        (folder / f"{seed}.png").write_bytes(encode(photo(seed, (256, 192))))
+    found = {}
+    for engine in ("local", "ray"):
+        out = tmp_path / engine
+        result = CliRunner().invoke(
+            app,
+            ["eval", str(tmp_path / "set"), "--track", "native", "--out", str(out),
+             "--localisation", "0", "--jobs", "2", "--engine", engine],
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+        found[engine] = {
+            r["file"]: {k: v for k, v in r.items() if "second" not in k and k != "timings"}
+            for r in rows
+        }
+    assert len(found["ray"]) == 2 and found["ray"] == found["local"]
