@@ -13,6 +13,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sleuth.tools import SleuthError
 
@@ -70,18 +71,18 @@ def list_source(source: str) -> Iterator[ImageRef]:
     source : str
         A folder (recursive), a glob pattern, a ``.txt`` file of paths (one per line,
         relative to the file), a manifest ``.csv`` (column ``file``, relative to the
-        manifest; ``label`` kept when present), a zip or tar archive, or one image file.
+        manifest; ``label`` kept when present), a zip or tar archive, one image file, or
+        a URI pyarrow's filesystems read (``s3://bucket/prefix``, ``gs://...``, a file or
+        a prefix, listed recursively; credentials as pyarrow finds them).
 
     Raises
     ------
     SourceError
         For a source that does not exist or cannot be read.
     """
-    if source.startswith(("s3://", "gs://", "http://", "https://")):
-        raise SourceError(
-            f"{source}: remote sources are read by the Ray engine's filesystems; "
-            "copy the images locally or give a folder"
-        )
+    if "://" in source:
+        yield from _remote(source)
+        return
     if any(c in source for c in "*?["):
         matches = sorted(glob.glob(source, recursive=True))
         for match in matches:
@@ -110,6 +111,46 @@ def _one_path(path: Path, *, top: bool) -> Iterator[ImageRef]:
         yield from _manifest(path)
     elif is_image_name(name) or top:
         yield ImageRef(str(path))
+
+
+def remote_filesystem(uri: str) -> tuple[Any, str]:
+    """Return pyarrow's filesystem for a URI (``s3://``, ``gs://``, ``hdfs://``, ``file://``).
+
+    Raises
+    ------
+    SourceError
+        Without pyarrow, or for a URI pyarrow cannot open (unknown scheme, no credentials).
+    """
+    try:
+        from pyarrow import fs
+    except ImportError:
+        raise SourceError(
+            f"{uri}: reading URIs needs pyarrow's filesystems: pip install 'sleuth[scan]'"
+        ) from None
+    try:
+        return fs.FileSystem.from_uri(uri)
+    except (OSError, ValueError) as err:
+        raise SourceError(f"{uri}: cannot open ({err})") from None
+
+
+def _remote(uri: str) -> Iterator[ImageRef]:
+    from pyarrow import fs
+
+    filesystem, path = remote_filesystem(uri)
+    scheme = uri.split("://", 1)[0]
+    try:
+        info = filesystem.get_file_info(path)
+        if info.type == fs.FileType.NotFound:
+            raise SourceError(f"{uri}: no such file or folder")
+        if info.type == fs.FileType.File:
+            found = [info]
+        else:
+            found = filesystem.get_file_info(fs.FileSelector(path, recursive=True))
+    except OSError as err:
+        raise SourceError(f"{uri}: cannot list ({err})") from None
+    names = sorted(i.path for i in found if i.type == fs.FileType.File and is_image_name(i.path))
+    for name in names:
+        yield ImageRef(f"{scheme}://{name}")
 
 
 def _path_list(path: Path) -> Iterator[ImageRef]:
@@ -164,6 +205,12 @@ def read_ref(ref: ImageRef, max_bytes: int = MAX_MEMBER_BYTES) -> bytes:
     OSError
         When the file or member cannot be read, or is larger than ``max_bytes``.
     """
+    if ref.member is None and "://" in ref.path:
+        filesystem, path = remote_filesystem(ref.path)
+        with filesystem.open_input_file(path) as handle:
+            if handle.size() > max_bytes:
+                raise OSError(f"larger than {max_bytes} bytes")
+            return bytes(handle.read())
     if ref.member is None:
         path = Path(ref.path)
         if path.stat().st_size > max_bytes:

@@ -142,3 +142,18 @@ def test_an_output_folder_that_cannot_be_written_is_a_clear_error(tmp_path):
     blocker.write_text("x")
     with pytest.raises(OSError, match="cannot write the output folder"):
         ScanOutput(blocker / "out")
+
+
+def test_uris_are_read_through_pyarrows_filesystems(folder, settings, tmp_path):
+    out = tmp_path / "out"
+    report = run_scan(ScanOptions(sources=((folder / "sub").as_uri(),), out=out), settings)
+    rows = [json.loads(line) for line in (out / ROWS).read_text().splitlines()]
+    assert report.total == 2 and {r["path"].rsplit("/", 1)[-1] for r in rows} == {
+        "c.jpg",
+        "a-copy.jpg",
+    }
+    assert all(r["path"].startswith("file:///") and r["route"] == "survey" for r in rows)
+    with pytest.raises(SourceError, match="no such file"):
+        list(list_source((tmp_path / "gone").as_uri()))
+    with pytest.raises(SourceError, match="cannot open"):
+        list(list_source("nosuchscheme://bucket/x"))
