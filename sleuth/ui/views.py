@@ -163,7 +163,10 @@ def case_view(
             "effects_recorded": weights is not None,
         }
     view["evidence"] = cards
-    view["answers"] = [_answer_view(a, known, weights, artifact, size) for a in case.answers]
+    view["answers"] = []
+    for answer in case.answers:  # each answer shows the items no earlier card showed
+        view["answers"].append(_answer_view(answer, known, weights, artifact, size))
+        known |= {e.id for e in answer.evidence}
     return view
 
 
