@@ -46,6 +46,7 @@ def to_evidence(
             direction=f.direction,
             kind=f.kind,
             boxes=f.boxes,
+            box_scores=f.box_scores,
             metrics=f.metrics,
             artifacts=[files[a] for a in f.artifacts if a in files],
             caveats=f.caveats,

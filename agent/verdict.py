@@ -29,6 +29,11 @@ class Evidence(BaseModel):
     direction: Direction = "neutral"
     kind: EvidenceKind = "signal"
     boxes: list[Box] = Field(default_factory=list, description="In original pixels.")
+    box_scores: list[float] = Field(
+        default_factory=list,
+        description="How strongly each box stands out from the rest of the analysed area, "
+        "one per box; empty when the tool does not rank its boxes.",
+    )
     metrics: dict[str, MetricValue] = Field(default_factory=dict)
     artifacts: list[str] = Field(
         default_factory=list, description="Artifact file names in the case's artifact folder."

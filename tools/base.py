@@ -15,11 +15,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 import numpy as np
 from PIL import Image, PngImagePlugin
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from sleuth.tools.box import Box
 from sleuth.tools.image import LoadedImage
@@ -68,9 +68,24 @@ class Finding(BaseModel):
     direction: Direction = "neutral"
     kind: EvidenceKind = "signal"
     boxes: list[Box] = Field(default_factory=list, description="Regions in original pixels.")
+    box_scores: list[Annotated[float, Field(ge=0.0, le=1.0)]] = Field(
+        default_factory=list,
+        description="How strongly each box stands out from the rest of the analysed area, "
+        "in [0, 1], one per box in the order of boxes; empty when the tool does not rank "
+        "its boxes. The survey ranks candidate regions by it.",
+    )
     metrics: dict[str, MetricValue] = Field(default_factory=dict)
     artifacts: list[str] = Field(default_factory=list, description="Names of artifacts.")
     caveats: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_score_per_box(self) -> Self:
+        if self.box_scores and len(self.box_scores) != len(self.boxes):
+            raise ValueError(
+                f"{len(self.box_scores)} box scores for {len(self.boxes)} boxes: give one "
+                "score per box, or none"
+            )
+        return self
 
 
 ArtifactKind = Literal["heatmap", "spectrum", "crop", "map"]

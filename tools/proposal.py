@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
-from skimage.filters import apply_hysteresis_threshold
 
 from sleuth.tools.box import Box
 
@@ -20,14 +19,19 @@ class ScoredBox:
     box : Box
         In the pixels of the image the map was computed for.
     score : float
-        How far the component's peak exceeds the threshold, mapped to [0, 1).
+        How significantly the box stands out from the rest, in [0, 1) (see
+        :func:`propose_boxes`); what candidate regions are ranked by.
     area_fraction : float
         Share of the image the box covers.
+    contrast : float
+        Difference of the mean robust z-scores inside and outside the box (its absolute
+        value for two-sided maps); 0 when not measured.
     """
 
     box: Box
     score: float
     area_fraction: float
+    contrast: float = 0.0
 
 
 def robust_z(values: np.ndarray, *, min_spread: float = 0.0) -> np.ndarray:
@@ -55,27 +59,48 @@ def robust_z(values: np.ndarray, *, min_spread: float = 0.0) -> np.ndarray:
     return (values - med) / mad
 
 
+BOX_SIDES = tuple(round(0.08 * 1.25**k, 4) for k in range(10))
+"""Box sides tried, as shares of the map's side: 0.08 to 0.6 in steps of a quarter."""
+MIN_CELLS = 16
+"""A map with fewer usable cells than this yields no boxes."""
+T_SCALE = 10.0
+"""The t statistic that scores 0.5."""
+ENCLOSES = 0.8
+"""A box holding more than this share of a better box is a looser frame around the same
+region, not another region, and is dropped."""
+MIN_USABLE = 0.75
+"""Smallest share of a box's cells that must be usable: a box is where the evidence is,
+not a frame around degenerate cells."""
+
+
 def propose_boxes(
     anomaly: np.ndarray,
     image_size: tuple[int, int],
     *,
     top_k: int = 5,
-    z_threshold: float = 3.0,
-    min_area_fraction: float = 0.002,
-    max_area_fraction: float = 0.6,
+    valid: np.ndarray | None = None,
+    min_contrast: float = 1.0,
+    min_t: float = 6.0,
     nms_iou: float = 0.3,
     two_sided: bool = False,
     cell: int | None = None,
     smooth: float = 1.0,
     min_spread: float = 0.0,
+    sides: tuple[float, ...] = BOX_SIDES,
 ) -> list[ScoredBox]:
-    """Turn an anomaly map into at most ``top_k`` boxes on the image.
+    """Turn an anomaly map into at most ``top_k`` boxes on the image, most anomalous first.
 
-    The map is smoothed (a region shifts many neighbouring cells a little, noise
-    shifts single cells), standardised with a robust z-score, thresholded with
-    hysteresis, split into
-    8-connected components, and each component's bounding box is scored by its
-    mean exceedance. Overlapping boxes are removed by non-maximum suppression.
+    Cells that ``valid`` marks as degenerate (flat, clipped: see :func:`degenerate_cells`)
+    and NaN cells take no part: the map is smoothed over the usable cells only (a region
+    shifts many neighbouring cells a little, noise shifts single cells), standardised by
+    the usable cells' median and MAD (the image's robust statistics), and every box of
+    ``sides`` x ``sides`` shares of the map, at every cell position, is scored by its
+    contrast with the rest of the image: the difference ``d`` of the mean z-scores inside
+    and outside, and its t statistic ``d / sqrt(1/n_in + 1/n_out)`` over the usable cells.
+    Boxes whose contrast reaches ``min_contrast`` and ``min_t`` are ranked by ``t``;
+    overlapping ones are removed by non-maximum suppression, and so are looser frames
+    around a better box (holding most of it), so a small sharp speck and a
+    large faint drift both lose to a region that differs clearly over its whole extent.
 
     Parameters
     ----------
@@ -85,12 +110,13 @@ def propose_boxes(
         ``(width, height)`` of the image (or view) the map covers.
     top_k : int
         Largest number of boxes returned.
-    z_threshold : float
-        Components must have a cell whose robust z-score exceeds this; they extend
-        over the connected cells above three quarters of it.
-    min_area_fraction, max_area_fraction : float
-        Components smaller or larger than these shares of the map are dropped
-        (speckle; a "region" that is the whole image says nothing about where).
+    valid : ndarray of bool, shape (h, w), optional
+        False for cells whose statistics say nothing (flat, saturated or black areas):
+        they are left out of the image's statistics and of every box's.
+    min_contrast : float
+        Smallest difference of mean robust z-scores, inside against outside, reported.
+    min_t : float
+        Smallest t statistic of that difference reported.
     nms_iou : float
         Boxes overlapping a better one by more than this IoU are dropped.
     two_sided : bool
@@ -104,35 +130,109 @@ def propose_boxes(
     min_spread : float
         Floor for the smoothed map's robust spread (see :func:`robust_z`), in the
         map's units: a map that is flat to within this yields no boxes.
+    sides : tuple of float
+        Box widths and heights tried, as shares of the map's width and height.
 
     Returns
     -------
     list of ScoredBox
-        Best first. Scores map the component's peak exceedance ``z - z_threshold``
-        to [0, 1) as ``e / (e + 2)``.
+        Best first: the score maps the t statistic to [0, 1) as ``t / (t + 10)``; the
+        contrast is kept beside it. The t statistic grows with the number of cells, so
+        scores rank boxes within one image; the contrast compares images.
 
     References
     ----------
-    .. [1] Canny, J. "A computational approach to edge detection." IEEE TPAMI 8(6),
-           1986 (hysteresis thresholding).
+    .. [1] Lampert, C. H., Blaschko, M. B. and Hofmann, T. "Efficient subwindow search:
+           a branch and bound framework for object localization." IEEE TPAMI 31(12),
+           2009 (scoring every box with integral images).
     .. [2] Neubeck, A. and Van Gool, L. "Efficient Non-Maximum Suppression."
            ICPR 2006.
     """
-    z = _standardised(anomaly, smooth=smooth, min_spread=min_spread, two_sided=two_sided)
-    mask, labels, count = _components(z, z_threshold)
-    if count == 0:
+    values = np.asarray(anomaly, dtype=np.float64)
+    usable = np.isfinite(values)
+    if valid is not None:
+        usable &= np.asarray(valid, dtype=bool)
+    if int(usable.sum()) < MIN_CELLS:
         return []
-    candidates = _scored_components(
-        z,
-        mask,
-        labels,
-        count,
-        z_threshold=z_threshold,
-        area_range=(min_area_fraction, max_area_fraction),
-        scale=_pixels_per_cell(anomaly.shape, image_size, cell),
-        image_size=image_size,
+    z = _standardised(values, usable, smooth=smooth, min_spread=min_spread)
+    found = _box_search(
+        z, usable, sides=sides, two_sided=two_sided, min_contrast=min_contrast, min_t=min_t
     )
-    return nms(candidates, iou=nms_iou)[:top_k]
+    scale = _pixels_per_cell(values.shape, image_size, cell)
+    h, w = values.shape
+    candidates = [
+        ScoredBox(
+            box=_cell_box(slice(y, y + bh), slice(x, x + bw), scale=scale, image_size=image_size),
+            score=t / (t + T_SCALE),
+            area_fraction=bh * bw / (h * w),
+            contrast=contrast,
+        )
+        for t, contrast, y, x, bh, bw in found
+    ]
+    kept: list[ScoredBox] = []
+    for cand in nms(candidates, iou=nms_iou):
+        if all(_share_inside(k.box, cand.box) <= ENCLOSES for k in kept):
+            kept.append(cand)
+    return kept[:top_k]
+
+
+def _share_inside(box: Box, other: Box) -> float:
+    """Share of ``box``'s area that lies inside ``other``."""
+    w = min(box.x1, other.x1) - max(box.x0, other.x0)
+    h = min(box.y1, other.y1) - max(box.y0, other.y0)
+    return max(0, w) * max(0, h) / box.area
+
+
+def contrast_score(proposals: list[ScoredBox]) -> float:
+    """Return how strongly the first box differs from the rest, mapped to [0, 1).
+
+    ``c / (c + 2)`` of its contrast ``c`` (robust z units): unlike the t statistic that
+    ranks boxes, it does not grow with the image's size, so it compares images. 0 when
+    there is no box.
+    """
+    if not proposals:
+        return 0.0
+    contrast = max(0.0, proposals[0].contrast)
+    return contrast / (contrast + 2.0)
+
+
+def degenerate_cells(
+    gray: np.ndarray,
+    cell: int,
+    *,
+    min_std: float = 2.0,
+    clip: tuple[float, float] = (3.0, 252.0),
+    max_clipped: float = 0.3,
+) -> np.ndarray:
+    """Return True for the ``cell x cell`` cells whose local statistics are degenerate.
+
+    A flat cell (sky, a wall, a black border) has no texture, noise or compression
+    detail to measure, and a cell of clipped highlights or shadows has lost it: their
+    residual statistics are near zero whatever happened to them, so they must neither
+    shape the image's statistics nor be reported as anomalous.
+
+    Parameters
+    ----------
+    gray : ndarray, shape (H, W)
+        Luminance in 8-bit levels.
+    cell : int
+        Cell side in pixels; cells start at the top-left corner (edges cropped).
+    min_std : float
+        Cells whose standard deviation is below this (8-bit levels) are flat.
+    clip : tuple of float
+        Levels at or below the first, or at or above the second, count as clipped.
+    max_clipped : float
+        Cells with a larger share of clipped pixels are degenerate.
+
+    Returns
+    -------
+    ndarray of bool, shape (H // cell, W // cell)
+    """
+    values = np.asarray(gray, dtype=np.float32)
+    mean = block_reduce_mean(values, cell)
+    spread = np.sqrt(np.maximum(block_reduce_mean(values * values, cell) - mean * mean, 0.0))
+    clipped = block_reduce_mean(((values <= clip[0]) | (values >= clip[1])).astype(np.uint8), cell)
+    return (spread < min_std) | (clipped > max_clipped)
 
 
 def _pixels_per_cell(
@@ -145,67 +245,64 @@ def _pixels_per_cell(
 
 
 def _standardised(
-    anomaly: np.ndarray, *, smooth: float, min_spread: float, two_sided: bool
+    values: np.ndarray, usable: np.ndarray, *, smooth: float, min_spread: float
 ) -> np.ndarray:
-    """Smooth the map, then return its robust z-scores (absolute if two-sided, NaN as 0)."""
-    values = np.asarray(anomaly, dtype=np.float64)
+    """Smooth the usable cells, then return their robust z-scores (0 on unusable cells)."""
+    filled = np.where(usable, values, 0.0)
     if smooth > 0:
-        values = ndimage.gaussian_filter(
-            np.nan_to_num(values, nan=float(np.nanmedian(values))), smooth
-        )
-    z = robust_z(values, min_spread=min_spread)
-    if two_sided:
-        z = np.abs(z)
-    return np.nan_to_num(z, nan=0.0)
+        # Normalised convolution: unusable cells neither pull nor dilute their neighbours.
+        weight = ndimage.gaussian_filter(usable.astype(np.float64), smooth)
+        filled = ndimage.gaussian_filter(filled, smooth) / np.maximum(weight, 1e-6)
+    z = np.full(values.shape, np.nan)
+    z[usable] = robust_z(filled[usable], min_spread=min_spread)
+    return np.where(usable, z, 0.0)
 
 
-def _components(z: np.ndarray, z_threshold: float) -> tuple[np.ndarray, np.ndarray, int]:
-    """Return the hysteresis mask of ``z``, its 8-connected labels and their count."""
-    # Hysteresis: components seeded above the threshold grow through cells above 3/4
-    # of it, so a region is boxed whole, not only at its strongest cells.
-    mask = apply_hysteresis_threshold(z, z_threshold * 0.75, z_threshold)
-    labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
-    return mask, labels, count
-
-
-def _scored_components(
+def _box_search(
     z: np.ndarray,
-    mask: np.ndarray,
-    labels: np.ndarray,
-    count: int,
+    usable: np.ndarray,
     *,
-    z_threshold: float,
-    area_range: tuple[float, float],
-    scale: tuple[float, float],
-    image_size: tuple[int, int],
-) -> list[ScoredBox]:
-    """Box and score each labelled component whose share of the map is in ``area_range``.
+    sides: tuple[float, ...],
+    two_sided: bool,
+    min_contrast: float,
+    min_t: float,
+) -> list[tuple[float, float, int, int, int, int]]:
+    """Score every box of the given sides against the rest; return local maxima that pass.
 
-    ``scale`` is the image pixels per map cell ``(sx, sy)``; the score maps the
-    component's peak exceedance ``e = z - z_threshold`` to ``e / (e + 2)``.
+    Returns ``(t, contrast, y, x, bh, bw)`` in cells, best first. Sums over boxes come
+    from integral images, so each box size costs one pass over the map.
     """
-    h, w = labels.shape
-    min_area_fraction, max_area_fraction = area_range
-    index = np.arange(1, count + 1)
-    sizes = ndimage.sum_labels(mask, labels, index)
-    peaks = ndimage.maximum(z, labels, index)
-    candidates: list[ScoredBox] = []
-    for label, sl in enumerate(ndimage.find_objects(labels), start=1):
-        if sl is None:
-            continue
-        frac = sizes[label - 1] / (h * w)
-        if not (min_area_fraction <= frac <= max_area_fraction):
-            continue
-        ys, xs = sl
-        excess = max(0.0, float(peaks[label - 1]) - z_threshold)
-        candidates.append(
-            ScoredBox(
-                box=_cell_box(ys, xs, scale=scale, image_size=image_size),
-                score=excess / (excess + 2.0),
-                area_fraction=float(frac),
-            )
-        )
-    return candidates
+    h, w = z.shape
+    sums = np.zeros((h + 1, w + 1))
+    sums[1:, 1:] = z.cumsum(axis=0).cumsum(axis=1)
+    counts = np.zeros((h + 1, w + 1))
+    counts[1:, 1:] = usable.cumsum(axis=0).cumsum(axis=1)
+    total, n_total = sums[-1, -1], counts[-1, -1]
+    heights = sorted({max(1, round(f * h)) for f in sides if round(f * h) < h})
+    widths = sorted({max(1, round(f * w)) for f in sides if round(f * w) < w})
+    found: list[tuple[float, float, int, int, int, int]] = []
+    for bh in heights:
+        for bw in widths:
+            inside = _window_sums(sums, bh, bw)
+            n_in = _window_sums(counts, bh, bw)
+            n_out = n_total - n_in
+            ok = (n_in >= MIN_USABLE * bh * bw) & (n_out >= MIN_CELLS) & (n_in >= 2)
+            n_in_, n_out_ = np.maximum(n_in, 1.0), np.maximum(n_out, 1.0)
+            contrast = inside / n_in_ - (total - inside) / n_out_
+            if two_sided:
+                contrast = np.abs(contrast)
+            t = np.where(ok, contrast / np.sqrt(1.0 / n_in_ + 1.0 / n_out_), 0.0)
+            passed = ok & (contrast >= min_contrast) & (t >= min_t)
+            peak = ndimage.maximum_filter(t, size=(max(1, bh // 2), max(1, bw // 2)))
+            for y, x in zip(*np.nonzero(passed & (t == peak)), strict=True):
+                found.append((float(t[y, x]), float(contrast[y, x]), int(y), int(x), bh, bw))
+    found.sort(key=lambda f: (-f[0], f[2], f[3], f[4], f[5]))
+    return found
+
+
+def _window_sums(integral: np.ndarray, bh: int, bw: int) -> np.ndarray:
+    """Return the sums over every ``bh x bw`` window of an integral image (top-left indexed)."""
+    return integral[bh:, bw:] - integral[:-bh, bw:] - integral[bh:, :-bw] + integral[:-bh, :-bw]
 
 
 def _cell_box(

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sleuth.tools.base import ToolResult, ToolSpec
+from sleuth.tools.box import Box
 from sleuth.tools.errors import ToolInputError
 from sleuth.tools.image import LoadedImage
 from sleuth.tools.isolation import failed, failure, run_isolated
@@ -31,8 +32,9 @@ class Survey:
     results : dict of str to ToolResult
         Per tool, in the order run; a tool that failed has an error finding (:attr:`failed`).
     candidates : list of ScoredBox
-        Boxes from every finding, merged by non-maximum suppression, best first: the
-        regions worth a closer look.
+        Boxes from every finding, ranked by how strongly they stand out from the image
+        and how many tools agree on them, merged by non-maximum suppression, best first
+        (:func:`candidate_regions`): the regions worth a closer look.
     seconds : dict of str to float
         Wall time per tool.
     """
@@ -104,12 +106,54 @@ def run_survey(
         except ToolInputError as err:  # defaults on the whole image: nobody can fix that call
             results[name] = failed(name, err)
         seconds[name] = time.perf_counter() - start
-    boxes = [
-        ScoredBox(
-            box=box, score=f.score or 0.0, area_fraction=box.area / (image.width * image.height)
-        )
-        for result in results.values()
-        for f in result.findings
-        for box in f.boxes
-    ]
-    return Survey(results=results, candidates=nms(boxes)[:top_k], seconds=seconds)
+    return Survey(
+        results=results,
+        candidates=candidate_regions(results, image.size)[:top_k],
+        seconds=seconds,
+    )
+
+
+def candidate_regions(
+    results: dict[str, ToolResult], image_size: tuple[int, int], *, iou: float = 0.3
+) -> list[ScoredBox]:
+    """Merge every finding's boxes into candidate regions, the most anomalous first.
+
+    Each box starts from its own score: the finding's ``box_scores`` (how strongly that
+    box stands out from the rest of the image), else the finding's score for each of its
+    boxes, else 0. Other tools that box the same area raise it, as independent evidence
+    does: ``1 - (1 - s) * prod_j (1 - s_j * IoU_j)`` over the other tools ``j``, each
+    with its best-overlapping box. Overlapping boxes are then removed by non-maximum
+    suppression, so the region that several tools agree on comes before one that a single
+    tool found as strongly.
+
+    Parameters
+    ----------
+    results : dict of str to ToolResult
+        Per tool.
+    image_size : tuple of int
+        ``(width, height)``: area fractions are shares of it.
+    iou : float
+        Boxes overlapping a better one by more than this are dropped.
+
+    Returns
+    -------
+    list of ScoredBox
+        Best first; each score in [0, 1).
+    """
+    width, height = image_size
+    per_tool: dict[str, list[tuple[Box, float]]] = {}
+    for name, result in results.items():
+        for finding in result.findings:
+            scores = finding.box_scores or [finding.score or 0.0] * len(finding.boxes)
+            per_tool.setdefault(name, []).extend(zip(finding.boxes, scores, strict=True))
+    merged = []
+    for name, boxes in per_tool.items():
+        for box, score in boxes:
+            doubt = 1.0 - min(score, 0.999)
+            for other, theirs in per_tool.items():
+                if other != name and theirs:
+                    doubt *= 1.0 - max(s * box.iou(b) for b, s in theirs)
+            merged.append(
+                ScoredBox(box=box, score=1.0 - doubt, area_fraction=box.area / (width * height))
+            )
+    return nms(merged, iou=iou)

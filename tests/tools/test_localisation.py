@@ -99,3 +99,36 @@ def test_spectrum_discounts_8_pixel_lattices_in_jpeg_files(registry):
     assert jpeg_finding.metrics["jpeg_grid"] is True
     assert jpeg_finding.score < png_finding.score
     assert any("JPEG" in c for c in png_finding.caveats)
+
+
+BLACK = Box(x0=0, y0=0, x1=160, y1=480)
+
+
+def textured(seed: int, size: tuple[int, int] = (640, 480)) -> np.ndarray:
+    """Even texture with sensor noise: every area alike, so only what is done to it shows."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    width, height = size
+    field = ndimage.gaussian_filter(rng.normal(0.0, 1.0, (height, width)), 2.0) * 120 + 128
+    rgb = np.repeat(field[..., None], 3, axis=2) + rng.normal(0.0, 3.0, (height, width, 3))
+    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_candidate_is_the_pasted_patch_never_a_flat_black_area(registry, seed):
+    """Black has no noise, no error level and no detail: degenerate, not anomalous."""
+    from sleuth.tools.survey import run_survey
+
+    base = textured(seed)
+    half = Image.fromarray(base).resize((320, 240), Image.Resampling.BICUBIC)
+    composite = paste(base, np.asarray(half.resize((640, 480), Image.Resampling.BICUBIC)))
+    composite[BLACK.y0 : BLACK.y1, BLACK.x0 : BLACK.x1] = 0
+    image = load_image(encode(composite))
+    survey = run_survey(registry, image, tools=["ela", "noise", "texture"])
+    assert survey.candidates, survey.results
+    assert survey.candidates[0].box.iou(PASTED) >= 0.5
+    for candidate in survey.candidates:
+        box = candidate.box
+        in_black = max(0, min(box.x1, BLACK.x1) - box.x0) * box.height
+        assert in_black < 0.5 * box.area, box

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sleuth.tools.base import Finding, ToolContext, ToolResult, forensic_tool, too_small
 from sleuth.tools.image import LoadedImage
-from sleuth.tools.proposal import block_reduce_mean, propose_boxes
+from sleuth.tools.proposal import block_reduce_mean, contrast_score, degenerate_cells, propose_boxes
 
 JPEG_BLOCK = 8
 MIN_SPREAD = 0.4
@@ -92,6 +92,7 @@ def ela(image: LoadedImage, params: ElaParams, ctx: ToolContext) -> ToolResult:
         block_reduce_mean(levels, params.block),
         (image.width, image.height),
         top_k=params.top_k,
+        valid=~degenerate_cells(image.gray, params.block),
         two_sided=True,
         cell=params.block,
         min_spread=MIN_SPREAD,
@@ -108,7 +109,7 @@ def ela(image: LoadedImage, params: ElaParams, ctx: ToolContext) -> ToolResult:
         source=image.region,
     )
     caveats = []
-    score = proposals[0].score if proposals else 0.0
+    score = contrast_score(proposals)
     if not image.is_jpeg:
         score *= 0.5
         caveats.append(
@@ -128,6 +129,7 @@ def ela(image: LoadedImage, params: ElaParams, ctx: ToolContext) -> ToolResult:
         score=round(score, 4),
         direction="ai" if score >= 0.5 else "neutral",
         boxes=boxes,
+        box_scores=[round(p.score, 4) for p in proposals],
         metrics={
             "quality": params.quality,
             "mean_level": round(float(levels.mean(dtype=np.float64)), 3),

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sleuth.tools.base import Finding, ToolContext, ToolResult, forensic_tool, too_small
 from sleuth.tools.image import LoadedImage
-from sleuth.tools.proposal import propose_boxes
+from sleuth.tools.proposal import contrast_score, degenerate_cells, propose_boxes
 
 MAD_TO_SIGMA = 1 / 0.6745
 
@@ -163,6 +163,7 @@ def noise(image: LoadedImage, params: NoiseParams, ctx: ToolContext) -> ToolResu
         -np.log(sigma + 0.1),
         (image.width, image.height),
         top_k=params.top_k,
+        valid=~degenerate_cells(gray, params.block),
         cell=params.block,
     )
     median_sigma = float(np.median(sigma))
@@ -184,7 +185,7 @@ def noise(image: LoadedImage, params: NoiseParams, ctx: ToolContext) -> ToolResu
         "against its anchor), at half resolution.",
         source=image.region,
     )
-    score = proposals[0].score if proposals else 0.0
+    score = contrast_score(proposals)
     boxes = [image.to_original(p.box) for p in proposals]
     where = ", ".join(str(box.as_tuple()) for box in boxes)
     summary = (
@@ -200,6 +201,7 @@ def noise(image: LoadedImage, params: NoiseParams, ctx: ToolContext) -> ToolResu
         score=round(score, 4),
         direction="ai" if score >= 0.5 else "neutral",
         boxes=boxes,
+        box_scores=[round(p.score, 4) for p in proposals],
         metrics={
             "noise_sigma": round(median_sigma, 3),
             "noise_sigma_p10": round(float(np.percentile(sigma, 10)), 3),

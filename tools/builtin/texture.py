@@ -7,8 +7,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from scipy import ndimage
 
 from sleuth.tools.base import Finding, ToolContext, ToolResult, forensic_tool, too_small
+from sleuth.tools.builtin.noise import noise_level_map
 from sleuth.tools.image import LoadedImage
-from sleuth.tools.proposal import propose_boxes
+from sleuth.tools.proposal import block_reduce_mean, degenerate_cells, propose_boxes
 
 EPS = 1e-3
 
@@ -21,6 +22,9 @@ class TextureParams(BaseModel):
     patch: int = Field(32, ge=16, le=128, multiple_of=8, description="Patch side in pixels.")
     share: float = Field(
         0.33, gt=0.05, le=0.5, description="Share of patches counted as rich (and as poor)."
+    )
+    cell: int = Field(
+        16, ge=8, le=64, multiple_of=8, description="Cell size of the map the boxes come from."
     )
     top_k: int = Field(3, ge=1, le=10, description="Most boxes reported.")
     max_patches: int = Field(
@@ -104,6 +108,38 @@ def patch_texture(
     return richness, np.sqrt((high * high).mean(axis=(2, 3), dtype=np.float64))
 
 
+def cleanness_map(gray: np.ndarray, *, cell: int) -> np.ndarray:
+    """Return, per ``cell x cell`` cell, how clean its finest scale is for its detail.
+
+    The detail one octave down (mean absolute difference between neighbours of the
+    image's 2x2 means) over the fine residual (the noise level of
+    :func:`~sleuth.tools.builtin.noise.noise_level_map`), on a log scale. Camera detail
+    carries fine-scale energy in proportion to its coarser detail; an area that was
+    upsampled, denoised or generated smooth keeps its coarse detail and loses the finest
+    octave, so its cleanness rises. Flat cells have neither and their ratio is noise:
+    mask them (:func:`~sleuth.tools.proposal.degenerate_cells`).
+
+    Parameters
+    ----------
+    gray : ndarray, shape (H, W)
+        Luminance in 8-bit levels.
+    cell : int
+        Cell side in pixels (a multiple of 4).
+
+    Returns
+    -------
+    ndarray of float64, shape (H // cell, W // cell)
+        ``log(detail + 1) - log(fine + 0.1)``, both in 8-bit levels.
+    """
+    fine = noise_level_map(gray, block=cell)
+    half = block_reduce_mean(gray, 2)
+    dx = np.abs(np.diff(half, axis=1, append=half[:, -1:]))
+    dy = np.abs(np.diff(half, axis=0, append=half[-1:, :]))
+    detail = block_reduce_mean(dx + dy, cell // 2)
+    h, w = min(fine.shape[0], detail.shape[0]), min(fine.shape[1], detail.shape[1])
+    return np.log(detail[:h, :w] + 1.0) - np.log(fine[:h, :w].astype(np.float64) + 0.1)
+
+
 def texture_contrast(
     richness: np.ndarray, residual: np.ndarray, *, share: float
 ) -> dict[str, float]:
@@ -160,13 +196,15 @@ def texture(image: LoadedImage, params: TextureParams, ctx: ToolContext) -> Tool
     stride = lattice_stride(rows, cols, params.max_patches)
     richness, residual = patch_texture(image.gray, patch=params.patch, stride=stride)
     stats = texture_contrast(richness, residual, share=params.share)
-    cleanness = np.log(richness + 1.0) - np.log(residual + 0.1)
-    # Each read patch stands for the stride x stride block of patches it starts.
+    gray = image.gray
+    cleanness = cleanness_map(gray, cell=params.cell)
+    valid = ~degenerate_cells(gray, params.cell)
     proposals = propose_boxes(
         cleanness,
         (image.width, image.height),
         top_k=params.top_k,
-        cell=params.patch * stride,
+        valid=valid[: cleanness.shape[0], : cleanness.shape[1]],
+        cell=params.cell,
     )
     boxes = [image.to_original(p.box) for p in proposals]
     where = ", ".join(str(box.as_tuple()) for box in boxes)
@@ -181,6 +219,7 @@ def texture(image: LoadedImage, params: TextureParams, ctx: ToolContext) -> Tool
     finding = Finding(
         summary=summary,
         boxes=boxes,
+        box_scores=[round(p.score, 4) for p in proposals],
         metrics=metrics,
         caveats=["a statistic for the fusion; no verdict on its own"],
     )
