@@ -3,10 +3,10 @@
 The export is the investigator's report: the same page as the workbench shows, in one
 self-contained HTML file. Its CSS and script are inlined and allowed by hash in the page's
 Content-Security-Policy, which allows nothing else: no other script, no request anywhere,
-pictures only as ``data:`` URLs. Pictures are made small enough that a 12 MP photo's report
-stays under :data:`REPORT_BUDGET` bytes: the photo as JPEG at most :data:`PHOTO_SIDE` pixels a
-side, maps as lossy WebP with alpha at most :data:`OVERLAY_SIDE`, crops and other figures as
-JPEG.
+pictures only as ``data:`` URLs: the photo as JPEG, maps as lossy WebP with alpha, crops and
+other figures as JPEG. The pictures are sized to keep the page under :data:`REPORT_BUDGET`
+bytes: each :data:`SIZES` step, from the sharpest, is tried until the page fits (the last
+one is kept whatever its size).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import base64
 import hashlib
 import io
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -29,12 +30,29 @@ from sleuth.tools import LoadedImage
 from sleuth.tools.metadata import ImageMetadata, read_metadata
 from sleuth.ui.views import case_view
 
-PHOTO_SIDE = 1600
-OVERLAY_SIDE = 480
-FIGURE_SIDE = 640
 THUMB_SIDE = 240
 REPORT_BUDGET = 1_000_000
-"""What a report of a 12 MP photo stays under (a test holds it)."""
+"""What a report stays under when the smallest pictures allow (a 12 MP photo's: a test)."""
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Longest sides and qualities of an exported report's pictures."""
+
+    photo: int
+    photo_quality: int
+    overlay: int
+    overlay_quality: int
+    figure: int
+    figure_quality: int
+
+
+SIZES = (
+    Sizes(1600, 75, 480, 50, 640, 80),
+    Sizes(1280, 70, 384, 40, 512, 70),
+    Sizes(1024, 65, 256, 35, 384, 60),
+    Sizes(768, 60, 192, 30, 256, 55),
+)
 
 
 def live_urls(view: dict[str, Any]) -> dict[str, Any]:
@@ -82,11 +100,12 @@ def embedded_urls(
     image: LoadedImage,
     metadata: ImageMetadata,
     artifact: Callable[[str], Path],
+    sizes: Sizes = SIZES[0],
 ) -> dict[str, Any]:
-    """Return every picture of the page as a ``data:`` URL, sized for a small report."""
+    """Return every picture of the page as a ``data:`` URL, at ``sizes``."""
     photo = Image.fromarray(image.full)
     urls: dict[str, Any] = {
-        "image": picture_url(photo, PHOTO_SIDE, quality=75),
+        "image": picture_url(photo, sizes.photo, quality=sizes.photo_quality),
         "thumbnail": picture_url(photo, THUMB_SIDE),
         "exif_thumbnail": "",
         "artifacts": {},
@@ -104,11 +123,15 @@ def embedded_urls(
     for name in layer_names(view):
         path = artifact(name)
         if name in placed:
-            coloured = Image.open(io.BytesIO(coloured_overlay(path, max_side=OVERLAY_SIDE)))
-            urls["overlays"][name] = picture_url(coloured, OVERLAY_SIDE, fmt="WEBP", quality=50)
+            coloured = Image.open(io.BytesIO(coloured_overlay(path, max_side=sizes.overlay)))
+            urls["overlays"][name] = picture_url(
+                coloured, sizes.overlay, fmt="WEBP", quality=sizes.overlay_quality
+            )
         else:
             with Image.open(path, formats=["PNG"]) as figure:
-                urls["artifacts"][name] = picture_url(figure, FIGURE_SIDE, quality=80)
+                urls["artifacts"][name] = picture_url(
+                    figure, sizes.figure, quality=sizes.figure_quality
+                )
     return urls
 
 
@@ -162,13 +185,20 @@ def export_report(templates: jinja2.Environment, session: Session, case_id: str)
         styles inline and allowed by hash, no follow-up box, nothing fetched.
     """
     found = read_case(session, case_id)
-    urls = embedded_urls(
-        found["view"],
-        found["image"],
-        found["metadata"],
-        lambda name: session.files.artifact_path(case_id, name),
-    )
-    return render_case(templates, found, urls, inline=inline_parts())
+    inline = inline_parts()
+    page = ""
+    for sizes in SIZES:
+        urls = embedded_urls(
+            found["view"],
+            found["image"],
+            found["metadata"],
+            lambda name: session.files.artifact_path(case_id, name),
+            sizes,
+        )
+        page = render_case(templates, found, urls, inline=inline)
+        if len(page.encode("utf-8")) < REPORT_BUDGET:
+            break
+    return page
 
 
 def inline_parts() -> dict[str, str]:
