@@ -104,20 +104,40 @@ class ScanOutput:
     def finish(self) -> dict[str, Any]:
         """Group near-duplicates and write ``rows.parquet`` and ``summary.html``.
 
+        Two passes over ``rows.jsonl``, neither holding the rows: the first gathers the
+        perceptual hashes and the summary's figures, the second writes the table in
+        batches. Memory grows only by 16 bytes a row (the hashes).
+
         Returns
         -------
         dict
-            ``rows`` (all rows, grouped), ``parquet`` (its path, or None without pyarrow),
-            ``summary`` (its path).
+            ``parquet`` (its path, or None without pyarrow), ``summary`` (its path),
+            ``groups`` (the number of near-duplicate groups).
         """
-        from sleuth.scan.summary import write_summary
+        from sleuth.scan.summary import Tally, write_summary
 
         self.close()
-        rows = [ScanRow.model_validate(r).model_dump() for r in self.rows()]
-        near_groups(rows)
-        table = write_parquet(rows, self.folder / TABLE)
-        summary = write_summary(rows, self.folder / SUMMARY)
-        return {"rows": rows, "parquet": table, "summary": summary}
+        tally = Tally()
+        numbers: list[int] = []
+        hashes: list[int] = []
+        for number, row in enumerate(self.table_rows()):
+            tally.add(row)
+            if row.get("phash"):
+                numbers.append(number)
+                hashes.append(int(row["phash"], 16))
+        groups = near_groups(np.array(numbers, dtype=np.int64), np.array(hashes, dtype=np.uint64))
+        table = write_parquet(self.table_rows(), groups, self.folder / TABLE)
+        tally.groups = groups
+        summary = write_summary(tally, self.folder / SUMMARY)
+        return {"parquet": table, "summary": summary, "groups": len(set(groups.values()))}
+
+    def table_rows(self) -> Iterator[dict[str, Any]]:
+        """Yield the written rows with every field of :class:`ScanRow` (invalid ones dropped)."""
+        for row in self.rows():
+            try:
+                yield ScanRow.model_validate(row).model_dump()
+            except ValueError:
+                continue
 
     def _drop_cut_line(self) -> None:
         if not self.rows_path.exists() or self.rows_path.stat().st_size == 0:
@@ -138,17 +158,25 @@ class ScanOutput:
                 handle.truncate(position)
 
 
-def near_groups(rows: list[dict[str, Any]]) -> int:
-    """Set ``near_group`` on rows whose perceptual hashes are within :data:`NEAR_BITS`.
+def near_groups(numbers: np.ndarray, hashes: np.ndarray) -> dict[int, int]:
+    """Group rows whose perceptual hashes are at most :data:`NEAR_BITS` bits apart.
 
-    Rows without a hash, and rows alike with no other, get None. Returns the number of
-    groups.
+    Parameters
+    ----------
+    numbers : ndarray of int64
+        The rows' numbers.
+    hashes : ndarray of uint64
+        Their 64-bit hashes.
+
+    Returns
+    -------
+    dict of int to int
+        Group number (from 1, in order of first row) by row number, for rows with at
+        least one near-duplicate; empty above :data:`MAX_GROUPED` rows.
     """
-    index = [i for i, r in enumerate(rows) if r.get("phash")]
-    if len(index) < 2 or len(index) > MAX_GROUPED:
-        return 0
-    hashes = np.array([int(rows[i]["phash"], 16) for i in index], dtype=np.uint64)
-    parent = list(range(len(index)))
+    if len(hashes) < 2 or len(hashes) > MAX_GROUPED:
+        return {}
+    parent = list(range(len(hashes)))
 
     def root(i: int) -> int:
         while parent[i] != i:
@@ -164,27 +192,34 @@ def near_groups(rows: list[dict[str, Any]]) -> int:
             if i < j:
                 parent[root(i)] = root(j)
     members: dict[int, list[int]] = {}
-    for k in range(len(index)):
+    for k in range(len(hashes)):
         members.setdefault(root(k), []).append(k)
-    groups = [m for m in members.values() if len(m) > 1]
-    for number, group in enumerate(sorted(groups, key=min), start=1):
-        for k in group:
-            rows[index[k]]["near_group"] = number
-    return len(groups)
+    groups = sorted((m for m in members.values() if len(m) > 1), key=min)
+    return {int(numbers[k]): number for number, group in enumerate(groups, 1) for k in group}
 
 
-def write_parquet(rows: list[dict[str, Any]], path: Path) -> Path | None:
-    """Write the rows as a Parquet table (None, and nothing written, without pyarrow)."""
+def write_parquet(
+    rows: Iterator[dict[str, Any]], groups: dict[int, int], path: Path, batch: int = 8192
+) -> Path | None:
+    """Write the rows as a Parquet table with their ``near_group``, in batches.
+
+    Returns None, and writes nothing, without pyarrow.
+    """
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
         return None
-    columns = {name: [r.get(name) for r in rows] for name in FIELDS}
     schema = pa.schema([(name, _arrow_type(pa, name)) for name in FIELDS])
-    table = pa.table(columns, schema=schema)
     temporary = path.with_suffix(".parquet.part")
-    pq.write_table(table, temporary)
+    with pq.ParquetWriter(temporary, schema) as writer:
+        chunk: list[dict[str, Any]] = []
+        for number, row in enumerate(rows):
+            chunk.append(row | {"near_group": groups.get(number)})
+            if len(chunk) == batch:
+                writer.write_table(pa.Table.from_pylist(chunk, schema=schema))
+                chunk = []
+        writer.write_table(pa.Table.from_pylist(chunk, schema=schema))
     temporary.replace(path)
     return path
 

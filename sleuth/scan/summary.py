@@ -8,8 +8,10 @@ it, and the page's Content-Security-Policy allows no script and no request: thum
 from __future__ import annotations
 
 import base64
+import heapq
 import io
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,43 +28,68 @@ BINS = 20
 THUMB_SIDE = 160
 
 
-def write_summary(rows: list[dict[str, Any]], path: Path) -> Path:
-    """Write the summary page of ``rows`` to ``path``."""
-    analysed = [r for r in rows if r.get("p_ai") is not None]
-    suspicious = sorted(
-        (r for r in analysed if r["route"] != "duplicate"), key=lambda r: -r["p_ai"]
-    )[:GALLERY]
-    declared = [
-        r
-        for r in analysed
-        if r["route"] != "duplicate"
-        and (r.get("declared_generator") or r.get("declared_source") or r.get("c2pa_signer"))
-    ][:GALLERY]
-    counts = [0] * BINS
-    for r in analysed:
-        counts[min(int(r["p_ai"] * BINS), BINS - 1)] += 1
-    errors = [r for r in rows if r["route"] == "error"]
-    groups = Counter(r["near_group"] for r in rows if r.get("near_group"))
-    thumbs = {shown(r): _thumbnail(r) for r in [*suspicious, *declared]}
+@dataclass
+class Tally:
+    """What the summary shows, gathered one row at a time (the rows are not kept)."""
+
+    total: int = 0
+    labels: Counter[str] = field(default_factory=Counter)
+    routes: Counter[str] = field(default_factory=Counter)
+    histogram: list[int] = field(default_factory=lambda: [0] * BINS)
+    suspicious: list[tuple[float, int, dict[str, Any]]] = field(default_factory=list)
+    declared: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    error_count: int = 0
+    groups: dict[int, int] = field(default_factory=dict)
+
+    def add(self, row: dict[str, Any]) -> None:
+        """Count one row."""
+        self.total += 1
+        self.labels[row.get("label") or "error"] += 1
+        self.routes[row["route"]] += 1
+        if row["route"] == "error":
+            self.error_count += 1
+            if len(self.errors) < ERRORS_SHOWN:
+                self.errors.append(row)
+        if row.get("p_ai") is None:
+            return
+        self.histogram[min(int(row["p_ai"] * BINS), BINS - 1)] += 1
+        if row["route"] == "duplicate":
+            return
+        entry = (row["p_ai"], -self.total, row)
+        if len(self.suspicious) < GALLERY:
+            heapq.heappush(self.suspicious, entry)
+        else:
+            heapq.heappushpop(self.suspicious, entry)
+        declares = row.get("declared_generator") or row.get("declared_source")
+        if (declares or row.get("c2pa_signer")) and len(self.declared) < GALLERY:
+            self.declared.append(row)
+
+
+def write_summary(tally: Tally, path: Path) -> Path:
+    """Write the summary page of a scan to ``path``."""
+    suspicious = [row for _, _, row in sorted(tally.suspicious, reverse=True)]
+    thumbs = {shown(r): _thumbnail(r) for r in [*suspicious, *tally.declared]}
+    sizes = Counter(tally.groups.values())
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("sleuth.scan", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
     page = environment.get_template("summary.html").render(
-        total=len(rows),
-        labels=Counter(r.get("label") or "error" for r in rows).most_common(),
-        routes=Counter(r["route"] for r in rows).most_common(),
-        histogram=counts,
-        peak=max(counts) or 1,
+        total=tally.total,
+        labels=tally.labels.most_common(),
+        routes=tally.routes.most_common(),
+        histogram=tally.histogram,
+        peak=max(tally.histogram) or 1,
         bins=BINS,
         suspicious=suspicious,
-        declared=declared,
+        declared=tally.declared,
         thumbs=thumbs,
-        errors=errors[:ERRORS_SHOWN],
-        error_count=len(errors),
-        groups=len(groups),
-        grouped=sum(groups.values()),
+        errors=tally.errors,
+        error_count=tally.error_count,
+        groups=len(sizes),
+        grouped=sum(sizes.values()),
         shown=shown,
     )
     temporary = path.with_suffix(".html.part")
