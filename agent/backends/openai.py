@@ -9,7 +9,6 @@ logprobs when the server returns them.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from typing import Any
 
 import openai
@@ -18,8 +17,7 @@ from langchain_core.messages import AIMessage
 from sleuth.agent.backends import BackendOptions
 from sleuth.agent.backends.base import BackendError, ModelVerdict, Situation
 from sleuth.agent.backends.parsing import label_probability, parse_tool_calls, parse_verdict
-from sleuth.agent.backends.vlm import VisionBackend
-from sleuth.agent.frames import family_for
+from sleuth.agent.backends.vlm import VisionBackend, served_family
 from sleuth.agent.verdict import BackendIdentity
 
 TOP_LOGPROBS = 5
@@ -43,10 +41,7 @@ class OpenAIBackend(VisionBackend):
                 "the openai backend needs a server: pass --base-url http://HOST:PORT/v1 "
                 "(or set SLEUTH_BASE_URL)"
             )
-        family = family_for(model, options.family)
-        if options.max_pixels:
-            family = replace(family, max_pixels=options.max_pixels)
-        super().__init__(family, max_images=options.max_images)
+        super().__init__(served_family(model, options), max_images=options.max_images)
         self.model = model
         self.options = options
         self.identity = BackendIdentity(provider="openai", model=model, base_url=options.base_url)

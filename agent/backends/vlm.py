@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from langchain_core.messages import AIMessage
@@ -9,11 +10,20 @@ from PIL import Image
 
 from sleuth import prompts
 from sleuth.agent.backends.base import BackendError, ModelVerdict, Opinion, Situation
+from sleuth.agent.backends.options import BackendOptions
 from sleuth.agent.backends.parsing import opinion_from, parse_verdict
-from sleuth.agent.frames import BoxFrame, ModelFamily, input_size
+from sleuth.agent.frames import BoxFrame, ModelFamily, family_for, input_size
 from sleuth.agent.messages import to_openai
 from sleuth.agent.toolschemas import tool_schemas
 from sleuth.tools import LoadedImage
+
+
+def served_family(model: str, options: BackendOptions) -> ModelFamily:
+    """Return the family of a served ``model``, with the server's image budget when given."""
+    family = family_for(model, options.family)
+    if options.max_pixels:
+        family = replace(family, max_pixels=options.max_pixels)
+    return family
 
 
 class VisionBackend:

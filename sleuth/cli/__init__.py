@@ -8,6 +8,7 @@ module                 commands
 ``tools``              ``tools list|run|survey``
 ``serve``              ``serve`` (options generated from the server's own options),
                        ``model-server``
+``traces``             ``traces export``
 ``sleuth.evaluation``  ``eval``, ``train-fusion``
 =====================  ============================================================
 """
@@ -18,7 +19,7 @@ import sys
 
 import typer
 
-from sleuth.cli import cases, investigate, scan, serve, tools
+from sleuth.cli import cases, investigate, scan, serve, tools, traces
 from sleuth.cli.common import err
 from sleuth.evaluation import cli as evaluation_cli  # light: work is imported per command
 from sleuth.tools import SleuthError
@@ -33,6 +34,7 @@ app.add_typer(cases.app, name="cases")
 app.add_typer(tools.app, name="tools")
 serve.register(app)
 scan.register(app)
+app.add_typer(traces.app, name="traces")
 app.command("eval")(evaluation_cli.eval_command)
 app.command("train-fusion")(evaluation_cli.train_fusion_command)
 

@@ -82,15 +82,44 @@ def _load(sample: Sample) -> LoadedImage | None:
     return image if min(image.size) >= MIN_SIDE else None
 
 
-def _score(args: tuple[Sample, Sample | None, int]) -> dict[str, Any] | None:
-    host_sample, donor_sample, seed = args
+CompositeTask = tuple[Sample, Sample | None, int]
+"""A composite to make: the real host, the AI-generated donor (None: upsample), the seed."""
+
+
+def composite_tasks(samples: list[Sample], *, count: int, seed: int = 0) -> list[CompositeTask]:
+    """Choose ``count`` composites from a set: real hosts, every other one with a fake donor.
+
+    At most one composite per real image; deterministic for a ``seed``.
+    """
+    rng = np.random.default_rng(seed)
+    reals = [s for s in samples if s.label == "real"]
+    fakes = [s for s in samples if s.label == "fake"]
+    if not reals or count <= 0:
+        return []
+    hosts = rng.choice(len(reals), size=min(count, len(reals)), replace=False)
+    tasks: list[CompositeTask] = []
+    for i, h in enumerate(hosts):
+        donor = fakes[int(rng.integers(len(fakes)))] if fakes and i % 2 == 0 else None
+        tasks.append((reals[int(h)], donor, seed + i))
+    return tasks
+
+
+def build_composite(task: CompositeTask) -> Composite | None:
+    """Make a task's composite (None when the host is unreadable or too small)."""
+    host_sample, donor_sample, seed = task
     host = _load(host_sample)
     if host is None:
         return None
     donor = _load(donor_sample) if donor_sample is not None else None
-    composite = make_composite(
+    return make_composite(
         host.full, donor.full if donor is not None else None, rng=np.random.default_rng(seed)
     )
+
+
+def _score(task: CompositeTask) -> dict[str, Any] | None:
+    composite = build_composite(task)
+    if composite is None:
+        return None
     image = load_image(composite.data)
     survey = run_survey(ToolRegistry.discover(), image)
     ious = [c.box.iou(composite.box) for c in survey.candidates]
@@ -117,10 +146,8 @@ def evaluate_localisation(
         ``n``, ``mean_iou`` (of the best candidate), ``mean_top1_iou``, ``hit_rate``
         (share with a candidate at IoU >= 0.5), the same per ``kind``, and ``rows``.
     """
-    rng = np.random.default_rng(seed)
-    reals = [s for s in samples if s.label == "real"]
-    fakes = [s for s in samples if s.label == "fake"]
-    if not reals:
+    tasks = composite_tasks(samples, count=count, seed=seed)
+    if not tasks:
         return {
             "n": 0,
             "mean_iou": float("nan"),
@@ -129,11 +156,6 @@ def evaluate_localisation(
             "by_kind": {},
             "rows": [],
         }
-    hosts = rng.choice(len(reals), size=min(count, len(reals)), replace=False)
-    tasks = []
-    for i, h in enumerate(hosts):
-        donor = fakes[int(rng.integers(len(fakes)))] if fakes and i % 2 == 0 else None
-        tasks.append((reals[int(h)], donor, seed + i))
     if jobs > 1:
         with ProcessPoolExecutor(jobs) as pool:
             rows = [r for r in pool.map(_score, tasks) if r is not None]
