@@ -14,6 +14,8 @@ model. Two details keep the analyst's policy intact in the model's frame:
 - A box the analyst chooses goes out as :meth:`BoxFrame.from_original` of it and comes
   back through :meth:`BoxFrame.to_original`, which rounds outwards; the analyst is shown
   the candidates as they come back, so it recognises a region it has examined.
+- Each call lists every field of the tool's strict schema, null for a default, as a
+  model's call under strict mode must.
 - The teacher takes no nudges (like the analyst): when the fused evidence is not
   confident after it concludes, the case ends there.
 
@@ -37,6 +39,7 @@ from sleuth.agent.backends.vlm import VisionBackend
 from sleuth.agent.frames import BoxFrame
 from sleuth.agent.messages import CUT_MARK, MAX_ANSWER_CHARS, fence
 from sleuth.agent.state import CaseView
+from sleuth.agent.toolschemas import tool_schemas
 from sleuth.agent.verdict import BackendIdentity
 from sleuth.tools import Box, LoadedImage
 
@@ -104,6 +107,10 @@ class TeacherBackend:
         seen, sent = self._as_returned(situation)
         message = self.analyst.reason(seen)
         if message.tool_calls:
+            fields = {
+                tool["function"]["name"]: list(tool["function"]["parameters"]["properties"])
+                for tool in tool_schemas(situation.registry, situation.frame)
+            }
             calls = []
             for call in message.tool_calls:
                 args = dict(call["args"])
@@ -111,6 +118,8 @@ class TeacherBackend:
                     x0, y0, x1, y1 = args["box"]
                     box = Box(x0=x0, y0=y0, x1=x1, y1=y1)
                     args["box"] = situation.frame.from_original(sent.get(box, box))
+                # a strict schema requires every field: null stands for the default
+                args = {name: args.get(name) for name in fields.get(call["name"], args)}
                 calls.append({**call, "args": args})
             return AIMessage(content="", tool_calls=calls)
         if seen.view.mode == "followup":

@@ -216,3 +216,17 @@ def test_cli_refuses_an_unknown_format(labelled, tmp_path):
         app, ["traces", "export", str(labelled), "--out", str(tmp_path), "--format", "csv"]
     )
     assert result.exit_code != 0
+
+
+def test_exported_calls_are_well_formed_and_rewards_apply(every_case):
+    from sleuth.evaluation import rewards
+
+    records = {r["id"]: r for r in read_traces(every_case)}
+    real, fake = records["real/3.png"], records["fake/1.png"]
+    calls = [c for m in real["messages"] for c in m.get("tool_calls") or ()]
+    assert calls and rewards.call_problems(real) == [] and rewards.tool_calls(real) == 0.0
+    assert all(json.loads(c["function"]["arguments"])["box"] for c in calls)
+    assert rewards.correctness(fake) == 1.0 and rewards.correctness(real) == 0.0
+    assert rewards.citations(fake) > 0 and rewards.written_verdict(fake)["label"] == "ai_generated"
+    assert rewards.localisation(fake) is None
+    assert rewards.total(fake) > rewards.total(real)
