@@ -475,6 +475,18 @@ def inline_images(messages: list[dict[str, Any]], folder: Path) -> list[dict[str
     return out
 
 
+def answered_requests(
+    record: dict[str, Any], folder: Path
+) -> list[tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]]:
+    """Return each request of an ``openai`` record with its answer: (messages, tools, answer).
+
+    The messages and tools are the request as the server receives it (images as data URLs);
+    the answer is the assistant message that followed.
+    """
+    messages = inline_images(record["messages"], folder)
+    return [(messages[:n], record["tools"], messages[n]) for n in record["requests"]]
+
+
 def read_traces(folder: Path) -> list[dict[str, Any]]:
     """Read the records of an export folder."""
     with open(Path(folder) / TRACES_FILE, encoding="utf-8") as fh:

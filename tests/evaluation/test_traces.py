@@ -16,6 +16,7 @@ from sleuth.cli import app
 from sleuth.evaluation.sources import read_sources
 from sleuth.evaluation.traces import (
     ExportOptions,
+    answered_requests,
     export_traces,
     inline_images,
     read_traces,
@@ -142,6 +143,10 @@ def test_composites_come_with_their_region(labelled, tmp_path):
     width, height = composite["size"]
     assert (width, height) == (384, 288) and 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height
     assert all(r["regions"] == [] for r in records[:-1])
+    from sleuth.evaluation import rewards
+
+    assert 0.0 <= rewards.localisation(composite) <= 1.0
+    assert all(rewards.localisation(r) is None for r in records[:-1])
 
 
 def test_the_trl_layout_is_the_served_rendering(every_case, labelled, tmp_path):
@@ -193,10 +198,10 @@ def test_the_export_is_what_the_openai_backend_sends(every_case, labelled, tmp_p
                 session.analyze(labelled / record["id"])
         sent = seen[: len(answers)]
         assert len(sent) == len(answers)
-        requests = inline_images(record["messages"], every_case)
-        for n, body in zip(record["requests"], sent, strict=True):
-            assert body["messages"] == requests[:n]
-            assert body["tools"] == record["tools"]
+        for (messages, tools, _), body in zip(
+            answered_requests(record, every_case), sent, strict=True
+        ):
+            assert body["messages"] == messages and body["tools"] == tools
 
 
 def test_cli_exports_a_folder(labelled, tmp_path):
@@ -230,3 +235,15 @@ def test_exported_calls_are_well_formed_and_rewards_apply(every_case):
     assert rewards.citations(fake) > 0 and rewards.written_verdict(fake)["label"] == "ai_generated"
     assert rewards.localisation(fake) is None
     assert rewards.total(fake) > rewards.total(real)
+
+
+def test_the_teacher_concludes_as_the_offline_analyst(every_case, labelled, tmp_path):
+    records = {r["id"]: r for r in read_traces(every_case)}
+    with open_session(Settings.load(data_dir=tmp_path / "data")) as session:
+        for key in ("fake/1.png", "real/3.png"):
+            verdict = session.analyze(labelled / key)
+            outcome = records[key]["outcome"]
+            assert outcome["label"] == verdict.label and outcome["stopped"] == verdict.stopped
+            assert outcome["p_ai"] == pytest.approx(verdict.p_ai, abs=0.02)
+            explanation = json.loads(records[key]["messages"][-1]["content"])["explanation"]
+            assert explanation.splitlines()[0] == verdict.explanation.splitlines()[0]
