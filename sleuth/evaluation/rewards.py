@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from sleuth.agent.backends.parsing import parse_verdict
+from sleuth.agent.weighing import NEGLIGIBLE
 from sleuth.tools import Box
 
 Trace = Mapping[str, Any]
@@ -40,7 +41,7 @@ Trace = Mapping[str, Any]
 
 TRUTH = {"fake": "ai_generated", "real": "real"}
 SIDE = {"ai_generated": "ai", "real": "real"}
-"""The evidence direction that supports each verdict label."""
+"""The way (:func:`towards`) of the evidence that supports each verdict label."""
 EPS = 0.01
 """Probabilities are clipped to [EPS, 1 - EPS] in the log score: one confidently wrong case
 costs at most ln(1/EPS) = 4.6 nats, the normalising constant."""
@@ -92,15 +93,15 @@ def citations(trace: Trace) -> float:
     """Return how well the verdict's citations hold: the mean of one score per citation.
 
     The citations are every ``[En]`` in the written verdict's explanation and every id in
-    its ``cite`` list (each id once). The written label says which way the claim goes:
-    ``ai_generated`` is supported by evidence whose direction is ``ai``, ``real`` by
-    ``real``. Each cited id scores:
+    its ``cite`` list (each id once). The written label says which way the claim goes,
+    ``ai_generated`` towards AI and ``real`` towards a real capture, and an item's way is
+    :func:`towards`: what it did to ``p_ai``. Each cited id scores:
 
     - **-1**: it names no evidence item of the case, or an item of kind ``error`` (a tool
       that failed found nothing): a fabricated citation;
-    - **+1**: the item's direction supports the written label;
-    - **0**: the item is neutral, or points the other way (mentioning counter-evidence is
-      honest, but it does not support the claim).
+    - **+1**: the item goes the written label's way;
+    - **0**: it goes neither way, or the other way (mentioning counter-evidence is honest,
+      but it does not support the claim).
 
     A verdict that cites nothing, and a case with no written verdict, score 0.
     """
@@ -117,9 +118,27 @@ def citations(trace: Trace) -> float:
         item = evidence.get(item_id)
         if item is None:
             score -= 1.0
-        elif item.get("direction") == side:
+        elif towards(item) == side:
             score += 1.0
     return score / len(cited)
+
+
+def towards(item: Mapping[str, Any]) -> str:
+    """Return which way an evidence item of a trace goes: ``ai``, ``real`` or ``none``.
+
+    Its effect on ``p_ai`` when it has one: the fusion's log-odds ``contribution`` goes
+    towards AI from +0.05, towards a real capture from -0.05, and neither way between
+    (:data:`sleuth.agent.weighing.NEGLIGIBLE`, the threshold every surface words effects
+    with). An item without a term in ``p_ai`` (a regional re-run, a zoom) goes the way of
+    its tool's own reading (``direction``; ``neutral`` is neither way).
+    """
+    contribution = item.get("contribution")
+    if contribution is not None:
+        if contribution >= NEGLIGIBLE:
+            return "ai"
+        return "real" if contribution <= -NEGLIGIBLE else "none"
+    direction = item.get("direction")
+    return direction if direction in ("ai", "real") else "none"
 
 
 def localisation(trace: Trace) -> float | None:

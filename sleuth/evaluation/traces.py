@@ -19,7 +19,8 @@ outcome::
      "frame": {"units": "input_pixels", "extent": [w, h]},   # the model's box frame
      "outcome": {"label": "ai_generated", "p_ai": 0.91, "correct": true,
                  "boxes": [[...]], "stopped": "confident", "turns": 2},
-     "evidence": [{"id": "E1", "tool": "provenance", "direction": "ai", ...}],
+     "evidence": [{"id": "E1", "tool": "provenance", "direction": "ai",
+                   "contribution": 4.0, ...}],    # its log-odds term in p_ai, if any
      "backend": {"provider": "offline", "model": "offline-v1 as qwen2.5-vl"},
      "part": 1, "parts": 1}
 
@@ -391,6 +392,7 @@ def records(
                 "direction": e.direction,
                 "score": e.score,
                 "region": list(e.region.as_tuple()) if e.region else None,
+                "contribution": _rounded((verdict.contributions or {}).get(e.id)),
             }
             for e in verdict.evidence
         ],
@@ -411,6 +413,10 @@ def records(
             head = {"messages": copy.deepcopy(messages), "tools": tools}
         out.append(head | {"requests": requests} | meta | {"part": n, "parts": len(parts)})
     return out
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 def _without_images(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -66,11 +66,48 @@ def trace(
         "label": label,
         "regions": regions or [],
         "evidence": [
-            {"id": "E1", "tool": "provenance", "kind": "provenance", "direction": "ai"},
-            {"id": "E2", "tool": "colour", "kind": "signal", "direction": "real"},
-            {"id": "E3", "tool": "noise", "kind": "signal", "direction": "ai"},
-            {"id": "E4", "tool": "spectrum", "kind": "signal", "direction": "neutral"},
-            {"id": "E5", "tool": "texture", "kind": "error", "direction": "neutral"},
+            {
+                "id": "E1",
+                "tool": "provenance",
+                "kind": "provenance",
+                "direction": "ai",
+                "contribution": 4.0,
+            },
+            {
+                "id": "E2",
+                "tool": "colour",
+                "kind": "signal",
+                "direction": "neutral",
+                "contribution": -0.4,
+            },
+            {
+                "id": "E3",
+                "tool": "noise",
+                "kind": "signal",
+                "direction": "ai",
+                "contribution": None,
+            },
+            {
+                "id": "E4",
+                "tool": "spectrum",
+                "kind": "signal",
+                "direction": "ai",
+                "contribution": 0.01,
+            },
+            {
+                "id": "E5",
+                "tool": "texture",
+                "kind": "error",
+                "direction": "neutral",
+                "contribution": None,
+            },
+            {
+                "id": "E6",
+                "tool": "ela",
+                "kind": "signal",
+                "direction": "neutral",
+                "contribution": None,
+            },
         ],
         "outcome": {"label": final, "p_ai": p_ai, "boxes": boxes or [], "turns": turns},
     }
@@ -105,9 +142,10 @@ def test_citations_must_exist_and_point_the_verdicts_way(tools):
             trace(tools, verdict={"label": label, "explanation": text, "cite": []})
         )
 
-    assert cited("E1", "E3") == 1.0
+    assert cited("E1", "E3") == 1.0  # E3 has no term in p_ai: its tool's reading counts
     assert cited("E1", "E2") == 0.5  # counter-evidence is mentioned, not counted as support
-    assert cited("E1", "E4") == 0.5  # neutral
+    assert cited("E1", "E4") == 0.5  # the tool reads "ai", but it does not move p_ai
+    assert cited("E1", "E6") == 0.5  # neutral
     assert cited("E1", "E9") == 0.0  # E9 does not exist: -1
     assert cited("E5") == -1.0  # a failed tool's item supports nothing
     assert cited("E2", label="real") == 1.0 and cited("E1", label="real") == 0.0
