@@ -247,3 +247,29 @@ def test_the_teacher_concludes_as_the_offline_analyst(every_case, labelled, tmp_
             assert outcome["p_ai"] == pytest.approx(verdict.p_ai, abs=0.02)
             explanation = json.loads(records[key]["messages"][-1]["content"])["explanation"]
             assert explanation.splitlines()[0] == verdict.explanation.splitlines()[0]
+
+
+def test_shared_images_export_well_formed_traces(shared_data, tmp_path):
+    """Real files (C2PA, EXIF, JPEG photos): every record's requests chain, every call is valid."""
+    from sleuth.evaluation import rewards
+
+    samples = read_sources([shared_data / "manifest.csv"])
+    chosen = [s for s in samples if s.label == "fake"][:2] + [
+        s for s in samples if s.label == "real"
+    ][:2]
+    summary = export_traces(
+        trace_cases(chosen),
+        out=tmp_path / "out",
+        recorder=recording_backend("offline", BackendOptions()),
+        registry=ToolRegistry.discover(),
+        context=AgentContext(),
+        options=ExportOptions(keep="all"),
+    )
+    assert summary["cases"] == 4 and not summary["failed"]
+    for record in read_traces(tmp_path / "out"):
+        assert rewards.call_problems(record) == []
+        for messages, tools, answer in answered_requests(record, tmp_path / "out"):
+            assert messages[0]["role"] == "system" and answer["role"] == "assistant"
+            assert tools == record["tools"]
+        if record["part"] == record["parts"]:
+            assert record["outcome"]["turns"] >= len(record["requests"])
