@@ -158,22 +158,28 @@ def propose_boxes(
     found = _box_search(
         z, usable, sides=sides, two_sided=two_sided, min_contrast=min_contrast, min_t=min_t
     )
+    if not found:
+        return []
     scale = _pixels_per_cell(values.shape, image_size, cell)
     h, w = values.shape
-    candidates = [
-        ScoredBox(
-            box=_cell_box(slice(y, y + bh), slice(x, x + bw), scale=scale, image_size=image_size),
-            score=t / (t + T_SCALE),
-            area_fraction=bh * bw / (h * w),
-            contrast=contrast,
-        )
-        for t, contrast, y, x, bh, bw in found
-    ]
+    t, contrast, y, x, bh, bw = (np.array(column) for column in zip(*found, strict=True))
+    corners = _cell_corners(y, x, bh, bw, scale=scale, image_size=image_size)
+    scores = [float(v) for v in t / (t + T_SCALE)]
     kept: list[ScoredBox] = []
-    for cand in nms(candidates, iou=nms_iou):
-        if all(_share_inside(k.box, cand.box) <= ENCLOSES for k in kept):
-            kept.append(cand)
-    return kept[:top_k]
+    for i in _nms_order(corners, scores, iou=nms_iou):
+        box = Box(**dict(zip(("x0", "y0", "x1", "y1"), corners[:, i].tolist(), strict=True)))
+        if all(_share_inside(k.box, box) <= ENCLOSES for k in kept):
+            kept.append(
+                ScoredBox(
+                    box=box,
+                    score=scores[i],
+                    area_fraction=int(bh[i]) * int(bw[i]) / (h * w),
+                    contrast=float(contrast[i]),
+                )
+            )
+            if len(kept) == top_k:
+                break
+    return kept
 
 
 def _share_inside(box: Box, other: Box) -> float:
@@ -305,27 +311,56 @@ def _window_sums(integral: np.ndarray, bh: int, bw: int) -> np.ndarray:
     return integral[bh:, bw:] - integral[:-bh, bw:] - integral[bh:, :-bw] + integral[:-bh, :-bw]
 
 
-def _cell_box(
-    ys: slice, xs: slice, *, scale: tuple[float, float], image_size: tuple[int, int]
-) -> Box:
-    """Map a component's cell slices to image pixels: at least 1 pixel wide, clipped."""
+def _cell_corners(
+    y: np.ndarray,
+    x: np.ndarray,
+    bh: np.ndarray,
+    bw: np.ndarray,
+    *,
+    scale: tuple[float, float],
+    image_size: tuple[int, int],
+) -> np.ndarray:
+    """Map boxes of cells to image pixels: at least 1 pixel wide, clipped.
+
+    Returns the ``(x0, y0, x1, y1)`` rows of an int64 array of shape (4, n).
+    """
     sx, sy = scale
     width, height = image_size
-    return Box(
-        x0=int(np.floor(xs.start * sx)),
-        y0=int(np.floor(ys.start * sy)),
-        x1=min(width, max(int(np.ceil(xs.stop * sx)), int(np.floor(xs.start * sx)) + 1)),
-        y1=min(height, max(int(np.ceil(ys.stop * sy)), int(np.floor(ys.start * sy)) + 1)),
-    )
+    x0 = np.floor(x * sx).astype(np.int64)
+    y0 = np.floor(y * sy).astype(np.int64)
+    x1 = np.minimum(width, np.maximum(np.ceil((x + bw) * sx).astype(np.int64), x0 + 1))
+    y1 = np.minimum(height, np.maximum(np.ceil((y + bh) * sy).astype(np.int64), y0 + 1))
+    return np.stack([x0, y0, x1, y1])
 
 
 def nms(boxes: list[ScoredBox], *, iou: float = 0.3) -> list[ScoredBox]:
     """Greedy non-maximum suppression, best score first (ties: larger area first)."""
-    ordered = sorted(boxes, key=lambda b: (-b.score, -b.box.area, b.box.as_tuple()))
-    kept: list[ScoredBox] = []
-    for cand in ordered:
-        if all(cand.box.iou(k.box) <= iou for k in kept):
-            kept.append(cand)
+    if not boxes:
+        return []
+    corners = np.array([b.box.as_tuple() for b in boxes], dtype=np.int64).T
+    return [boxes[i] for i in _nms_order(corners, [b.score for b in boxes], iou=iou)]
+
+
+def _nms_order(corners: np.ndarray, scores: list[float], *, iou: float) -> list[int]:
+    """Return the indices :func:`nms` keeps, best first.
+
+    ``corners`` holds the boxes' ``(x0, y0, x1, y1)`` as rows of shape (4, n). Ordered
+    by score (ties: larger area, then the corners), a box is kept when its IoU with every
+    box kept before it is at most ``iou``: each kept box removes the later ones it
+    overlaps by more, in one pass over them.
+    """
+    x0, y0, x1, y1 = corners
+    area = (x1 - x0) * (y1 - y0)
+    keys = [(-s, -int(a), *c) for s, a, c in zip(scores, area, corners.T.tolist(), strict=True)]
+    order = np.array(sorted(range(len(scores)), key=keys.__getitem__), dtype=np.int64)
+    kept: list[int] = []
+    while order.size:
+        best, rest = int(order[0]), order[1:]
+        kept.append(best)
+        ix = np.maximum(0, np.minimum(x1[best], x1[rest]) - np.maximum(x0[best], x0[rest]))
+        iy = np.maximum(0, np.minimum(y1[best], y1[rest]) - np.maximum(y0[best], y0[rest]))
+        inter = ix * iy
+        order = rest[inter / (area[best] + area[rest] - inter) <= iou]
     return kept
 
 
