@@ -233,7 +233,8 @@ def write_rgb8(
     not_opaque = 0
     for top in range(0, out.shape[0], rows):
         bottom = min(out.shape[0], top + rows)
-        band = img.crop(_source_box(method, img.size, top, bottom))
+        whole = method is None and top == 0 and bottom == out.shape[0]
+        band = img if whole else img.crop(_source_box(method, img.size, top, bottom))
         if method is not None:
             band = band.transpose(method)
         if has_alpha or palette_alpha:
