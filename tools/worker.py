@@ -2,20 +2,29 @@
 
 A decoder is C code that Python cannot interrupt, so the only sure bound on its cost is a
 process. Each decode runs in a child of multiprocessing's *forkserver*: a small process
-started once (clean, single-threaded, with this module and Pillow imported) that forks a
-child per request. Forking the caller itself would be cheaper, but the caller is often a
-multithreaded server, and a fork taken while another thread holds a native lock (an
-OpenBLAS matrix product in another analysis, seen deadlocking) leaves the child, or the
-parent's fork handlers, waiting forever. The child
+started once (clean, single-threaded, with this module, Pillow and every accepted format's
+plugin imported: :mod:`sleuth.tools.worker_preload`) that forks a child per request.
+Forking the caller itself would be cheaper, but the caller is often a multithreaded server,
+and a fork taken while another thread holds a native lock (an OpenBLAS matrix product in
+another analysis, seen deadlocking) leaves the child, or the parent's fork handlers,
+waiting forever.
 
-* limits its own CPU time (``ITIMER_PROF``, with ``RLIMIT_CPU`` as a backstop),
+Every child serves exactly one decode and is never reused. It is started one decode
+ahead: while a child decodes, the next one is forked and sets itself up, waiting for its
+request, so starting a process is not on the path of the next decode. The child
+
+* waits for its request (the decoder, the limits and the file's bytes); it exits quietly
+  when the parent goes away without sending one,
+* limits its own CPU time (``ITIMER_PROF``, with ``RLIMIT_CPU`` as a backstop) from the
+  moment the request arrives,
 * decodes, sends a small header and then the pixels through a pipe, which the parent
   reads straight into the image's array (one copy, no temporary).
 
 The parent waits for at most the same number of seconds of wall-clock time, then kills
-the child. A decoder that crashes (a signal) only kills the child. Where the forkserver
-does not exist (Windows), or with a budget of 0, decoding runs in-process without a time
-bound.
+the child; a child that replied is killed too, so nothing it does after its reply
+outlives the decode. A decoder that crashes (a signal) only kills the child. Where the
+forkserver does not exist (Windows), or with a budget of 0, decoding runs in-process
+without a time bound.
 """
 
 from __future__ import annotations
@@ -35,6 +44,11 @@ from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from typing import Any
 
+try:
+    import fcntl
+except ImportError:  # Windows: no pipes to widen
+    fcntl = None  # type: ignore[assignment]
+
 import numpy as np
 from PIL import Image
 
@@ -50,18 +64,25 @@ it must be a module-level function, as the child imports it by name)."""
 @functools.cache
 def _context() -> Any:
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
+    context.set_forkserver_preload([__name__, f"{__package__}.worker_preload"])
     return context
 
 
 def _forget_the_parents_forkserver() -> None:
-    """In a child made by a plain fork, drop the parent's forkserver: start our own.
+    """In a child made by a plain fork, drop the parent's forkserver and spare worker.
 
     multiprocessing keeps one forkserver per process in a module global; a child forked
     from a process that started one (a ``ProcessPoolExecutor`` worker, say) inherits its
     pid and checks it with ``waitpid``, which fails with ``ChildProcessError`` because
     the forkserver is not its child. The fields are private, so each is checked first.
+    The parent's spare worker (:class:`_Worker`) stays the parent's: the child forgets it
+    without stopping it and closes its copies of the worker's pipes.
     """
+    global _spare, _SPARE_LOCK
+    _SPARE_LOCK = threading.Lock()  # another thread may have held it at the fork
+    spare, _spare = _spare, None
+    if spare is not None:
+        spare.forget()
     from multiprocessing import forkserver
 
     server = getattr(forkserver, "_forkserver", None)
@@ -81,6 +102,102 @@ def _forget_the_parents_forkserver() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_the_parents_forkserver)
+
+
+class _Worker:
+    """A worker process for one decode: started, then waiting for its request.
+
+    ``requests`` carries the request to the child, ``replies`` the header and pixels back.
+    """
+
+    def __init__(self) -> None:
+        context = _context()
+        child_requests, self.requests = context.Pipe(duplex=False)
+        self.replies, child_replies = context.Pipe(duplex=False)
+        _widen(child_replies)
+        _widen(self.requests)
+        self.process = context.Process(
+            target=_serve, args=(child_requests, child_replies), daemon=True
+        )
+        try:
+            with _without_main_module():
+                self.process.start()
+        except BaseException:
+            for end in (self.requests, self.replies):
+                end.close()
+            raise
+        finally:
+            child_requests.close()
+            child_replies.close()
+
+    def send(self, decoder: Decoder, raw: bytes, kwargs: dict[str, Any], seconds: float) -> None:
+        """Send the request: the decoder, its arguments and budget, then the file's bytes."""
+        self.requests.send((decoder, kwargs, seconds))
+        self.requests.send_bytes(raw)
+
+    def finish(self, *, wait: bool) -> None:
+        """Close the pipes and kill the child; ``wait`` for it to be gone."""
+        self.requests.close()
+        self.replies.close()
+        if self.process.is_alive():
+            self.process.kill()
+        if wait:
+            self.process.join()
+
+    def forget(self) -> None:
+        """In a forked copy of the parent: close the pipes, leave the process alone."""
+        for end in (self.requests, self.replies):
+            with contextlib.suppress(OSError):
+                end.close()
+        children = getattr(multiprocessing.process, "_children", None)
+        if isinstance(children, set):
+            children.discard(self.process)
+
+
+PIPE_BYTES = 1 << 20
+"""Buffer asked for the reply pipe (Linux's default limit for a user): the pixels cross
+in a few large writes instead of many 64 KiB ones, each a switch between the processes."""
+
+
+def _widen(end: Connection) -> None:
+    """Enlarge a pipe's buffer to :data:`PIPE_BYTES` where the system allows it."""
+    setsize = getattr(fcntl, "F_SETPIPE_SZ", None) if fcntl is not None else None
+    if setsize is not None:
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(end.fileno(), setsize, PIPE_BYTES)
+
+
+_spare: _Worker | None = None
+"""The worker started for the next decode, if any."""
+_SPARE_LOCK = threading.Lock()
+
+
+def _take_spare() -> _Worker | None:
+    """Return the spare worker (None when there is none or it died waiting)."""
+    global _spare
+    with _SPARE_LOCK:
+        spare, _spare = _spare, None
+    if spare is not None and not spare.process.is_alive():
+        spare.finish(wait=True)
+        return None
+    return spare
+
+
+def _start_spare() -> None:
+    """Start the next decode's worker, unless one is waiting already."""
+    global _spare
+    with _SPARE_LOCK:
+        if _spare is not None:
+            return
+    try:
+        spare = _Worker()
+    except Exception:  # the next decode starts its own worker and reports any error
+        return
+    with _SPARE_LOCK:
+        if _spare is None:
+            _spare = spare
+            return
+    spare.finish(wait=True)  # another thread was quicker
 
 
 def decode_budgeted(
@@ -127,26 +244,29 @@ def decode_budgeted(
     kwargs = {"accepted": accepted, "max_pixels": max_pixels, "pages": pages}
     if seconds <= 0 or "forkserver" not in multiprocessing.get_all_start_methods():
         return decoder(raw, allocate=_empty, **kwargs)
-    context = _context()
-    receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(
-        target=_child, args=(decoder, raw, kwargs, seconds, sender), daemon=True
-    )
+    worker = _take_spare()
+    if worker is not None:
+        try:
+            worker.send(decoder, raw, kwargs, seconds)
+        except OSError:  # it died before reading its request: not this file's doing
+            worker.finish(wait=True)
+            worker = None
+    if worker is None:
+        worker = _Worker()
+        try:
+            worker.send(decoder, raw, kwargs, seconds)
+        except BaseException:
+            worker.finish(wait=True)
+            raise
+    deadline = time.monotonic() + seconds
+    replied = False
     try:
-        with _without_main_module():
-            child.start()
-    except BaseException:
-        receiver.close()
-        sender.close()
-        raise
-    try:
-        sender.close()
-        return _receive(child, receiver, seconds, max_pixels)
+        _start_spare()  # forked while this worker decodes
+        header, rgb = _receive(worker.process, worker.replies, deadline, seconds, max_pixels)
+        replied = True
+        return header, rgb
     finally:
-        receiver.close()
-        if child.is_alive():
-            child.kill()
-        child.join()
+        worker.finish(wait=not replied)
 
 
 _STARTING = threading.Lock()
@@ -177,13 +297,24 @@ def _empty(shape: tuple[int, int, int]) -> np.ndarray:
     return np.empty(shape, np.uint8)
 
 
-def _child(
-    decoder: Decoder, raw: bytes, kwargs: dict[str, Any], seconds: float, sender: Connection
-) -> None:
-    """Decode in the worker and send the header, then the pixels."""
-    _limit_cpu(seconds)
+def _serve(requests: Connection, replies: Connection) -> None:
+    """In the worker: set up, wait for the one request, decode it and reply."""
+    faulthandler.disable()  # a decoder crash here is reported by the parent, not dumped
+    for sig in (signal.SIGPROF, signal.SIGXCPU, signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)  # the parent's handlers must not outlive the fork
     Image.MAX_IMAGE_PIXELS = None  # this process's own copy: the limit is max_pixels
     accepted_formats()  # the same plugins as the parent (pillow-heif registers lazily)
+    try:
+        decoder, kwargs, seconds = requests.recv()
+        raw = requests.recv_bytes()
+    except EOFError:  # the parent exited, or stopped, without needing this worker
+        return
+    _limit_cpu(seconds)
+    _child(decoder, raw, kwargs, replies)
+
+
+def _child(decoder: Decoder, raw: bytes, kwargs: dict[str, Any], sender: Connection) -> None:
+    """Decode in the worker and send the header, then the pixels."""
     try:
         header, rgb = decoder(raw, allocate=_empty, **kwargs)
     except ImageLoadError as err:
@@ -197,13 +328,12 @@ def _child(
 
 
 def _limit_cpu(seconds: float) -> None:
-    faulthandler.disable()  # a decoder crash here is reported by the parent, not dumped
-    for sig in (signal.SIGPROF, signal.SIGXCPU, signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, signal.SIG_DFL)  # the parent's handlers must not outlive the fork
-    signal.setitimer(signal.ITIMER_PROF, seconds)  # process CPU time, all threads
+    """Allow this process ``seconds`` more CPU time (all threads), from now."""
+    signal.setitimer(signal.ITIMER_PROF, seconds)
     import resource  # POSIX only, like fork
 
-    soft = math.ceil(seconds) + 1
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    soft = math.ceil(used.ru_utime + used.ru_stime + seconds) + 1
     try:
         resource.setrlimit(resource.RLIMIT_CPU, (soft, soft + 1))
     except (ValueError, OSError):  # a lower hard limit is already in place
@@ -211,12 +341,11 @@ def _limit_cpu(seconds: float) -> None:
 
 
 def _receive(
-    child: Any, receiver: Connection, seconds: float, max_pixels: int
+    child: Any, receiver: Connection, deadline: float, seconds: float, max_pixels: int
 ) -> tuple[dict[str, Any], np.ndarray]:
-    """Read the worker's reply within ``seconds``, or turn its fate into an error."""
-    deadline = time.monotonic() + seconds
+    """Read the worker's reply by ``deadline``, or turn its fate into an error."""
     try:
-        if not receiver.poll(seconds):
+        if not receiver.poll(max(0.0, deadline - time.monotonic())):
             _stop(child)
             raise _too_slow(seconds, "wall-clock")
         reply = receiver.recv()

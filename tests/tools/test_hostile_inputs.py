@@ -11,6 +11,7 @@ import pytest
 from PIL import EpsImagePlugin
 
 from sleuth.tools import ImageLimits, ImageLoadError, formats, load_image, worker
+from sleuth.tools.decode import decode_pixels
 from sleuth.tools.survey import run_survey
 from tests import hostile
 
@@ -111,6 +112,25 @@ def _budgeted(decoder, seconds=20.0):
         data, accepted=formats.accepted_formats(), max_pixels=80_000_000, pages=None,
         seconds=seconds, decoder=decoder,
     )  # fmt: skip
+
+
+def _pid(raw, **kwargs):
+    header, rgb = decode_pixels(raw, **kwargs)
+    return header | {"notes": [str(os.getpid())]}, rgb
+
+
+def test_every_decode_gets_a_fresh_worker_process():
+    pids = [_budgeted(_pid)[0]["notes"][0] for _ in range(3)]
+    assert len(set(pids)) == 3 and str(os.getpid()) not in pids
+
+
+def test_a_worker_that_died_while_waiting_is_replaced():
+    _budgeted(_pid)  # leaves a worker waiting for the next decode
+    spare = worker._spare
+    assert spare is not None
+    spare.process.kill()
+    spare.process.join()
+    assert _budgeted(_pid)[0]["notes"][0] != str(spare.process.pid)
 
 
 def test_a_decoder_that_hangs_is_stopped_by_the_wall_clock():
