@@ -287,21 +287,34 @@ def _box_search(
     heights = sorted({max(1, round(f * h)) for f in sides if round(f * h) < h})
     widths = sorted({max(1, round(f * w)) for f in sides if round(f * w) < w})
     found: list[tuple[float, float, int, int, int, int]] = []
+    if not heights or not widths:
+        return found
     for bh in heights:
-        for bw in widths:
-            inside = _window_sums(sums, bh, bw)
-            n_in = _window_sums(counts, bh, bw)
-            n_out = n_total - n_in
-            ok = (n_in >= MIN_USABLE * bh * bw) & (n_out >= MIN_CELLS) & (n_in >= 2)
-            n_in_, n_out_ = np.maximum(n_in, 1.0), np.maximum(n_out, 1.0)
-            contrast = inside / n_in_ - (total - inside) / n_out_
-            if two_sided:
-                contrast = np.abs(contrast)
-            t = np.where(ok, contrast / np.sqrt(1.0 / n_in_ + 1.0 / n_out_), 0.0)
-            passed = ok & (contrast >= min_contrast) & (t >= min_t)
-            peak = ndimage.maximum_filter(t, size=(max(1, bh // 2), max(1, bw // 2)))
-            for y, x in zip(*np.nonzero(passed & (t == peak)), strict=True):
-                found.append((float(t[y, x]), float(contrast[y, x]), int(y), int(x), bh, bw))
+        # Every width at once: the windows of width bw fill the first w - bw + 1 columns.
+        rows, span = h - bh + 1, w - widths[0] + 1
+        inside = np.zeros((len(widths), rows, span))
+        n_in = np.zeros((len(widths), rows, span))
+        ok = np.zeros((len(widths), rows, span), dtype=bool)
+        least = np.zeros((len(widths), 1, 1))
+        for i, bw in enumerate(widths):
+            inside[i, :, : w - bw + 1] = _window_sums(sums, bh, bw)
+            n_in[i, :, : w - bw + 1] = _window_sums(counts, bh, bw)
+            ok[i, :, : w - bw + 1] = True
+            least[i] = MIN_USABLE * bh * bw
+        n_out = n_total - n_in
+        ok &= (n_in >= least) & (n_out >= MIN_CELLS) & (n_in >= 2)
+        n_in_, n_out_ = np.maximum(n_in, 1.0), np.maximum(n_out, 1.0)
+        contrast = inside / n_in_ - (total - inside) / n_out_
+        if two_sided:
+            contrast = np.abs(contrast)
+        t = np.where(ok, contrast / np.sqrt(1.0 / n_in_ + 1.0 / n_out_), 0.0)
+        passed = ok & (contrast >= min_contrast) & (t >= min_t)
+        for i in np.flatnonzero(passed.any(axis=(1, 2))):
+            bw = widths[i]
+            t_i, passed_i = t[i, :, : w - bw + 1], passed[i, :, : w - bw + 1]
+            peak = ndimage.maximum_filter(t_i, size=(max(1, bh // 2), max(1, bw // 2)))
+            for y, x in zip(*np.nonzero(passed_i & (t_i == peak)), strict=True):
+                found.append((float(t_i[y, x]), float(contrast[i, y, x]), int(y), int(x), bh, bw))
     found.sort(key=lambda f: (-f[0], f[2], f[3], f[4], f[5]))
     return found
 
