@@ -398,5 +398,14 @@ def block_reduce_mean(values: np.ndarray, block: int) -> np.ndarray:
         rows = values[:h, :w].reshape(h, w // block, block).sum(axis=2, dtype=np.uint32)
         sums = rows.reshape(h // block, block, w // block).sum(axis=1, dtype=np.uint64)
         return sums / float(block * block)
+    if block <= 4:
+        # Small cells: one float64 sum over the cell's strided planes, row by row (a
+        # reduction over two short strided axes is an order of magnitude slower).
+        sums = values[:h:block, :w:block].astype(np.float64)
+        for dy in range(block):
+            for dx in range(block):
+                if dy or dx:
+                    sums += values[dy:h:block, dx:w:block]
+        return sums / float(block * block)
     cells = values[:h, :w].reshape(h // block, block, w // block, block)
     return cells.mean(axis=(1, 3), dtype=np.float64)
