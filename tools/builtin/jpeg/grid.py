@@ -156,7 +156,8 @@ def zero_grid(
         patch = luminance(rgb[py[:, None, None] + r[None, :, None], px[:, None, None] + r])
         windows = sliding_window_view(patch, (BLOCK, BLOCK), axis=(1, 2))  # n, dy, dx, 8, 8
         coef = windows.reshape(-1, BLOCK * BLOCK) @ KRON.T
-        zeros = (np.abs(coef) < 0.5).sum(axis=1).reshape(len(py), -1)
+        small = np.less(np.abs(coef, out=coef), 0.5).view(np.uint8)  # coef is ours: in place
+        zeros = small.sum(axis=1, dtype=np.uint8).reshape(len(py), -1)  # at most 64 each
         top = zeros.max(axis=1)
         unique = (zeros == top[:, None]).sum(axis=1) == 1
         dy, dx = np.divmod(zeros.argmax(axis=1), BLOCK)

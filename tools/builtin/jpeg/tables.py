@@ -79,6 +79,12 @@ def ijg_table(base: np.ndarray, quality: int) -> np.ndarray:
     return np.clip((base * scale + 50) // 100, 1, 255)
 
 
+IJG_LUMA_TABLES = np.stack([ijg_table(IJG_LUMA, q) for q in range(1, 101)])
+"""``ijg_table(IJG_LUMA, q)`` at index ``q - 1``, for every quality."""
+IJG_CHROMA_TABLES = np.stack([ijg_table(IJG_CHROMA, q) for q in range(1, 101)])
+"""``ijg_table(IJG_CHROMA, q)`` at index ``q - 1``, for every quality."""
+
+
 def estimate_ijg_quality(luma: np.ndarray, chroma: Sequence[np.ndarray] = ()) -> QualityFit:
     """Find the IJG quality whose standard tables best match a file's tables.
 
@@ -101,14 +107,15 @@ def estimate_ijg_quality(luma: np.ndarray, chroma: Sequence[np.ndarray] = ()) ->
     .. [2] Kornblum, J. "Using JPEG quantization tables to identify imagery processed
            by software." Digital Investigation 5, 2008.
     """
-    tables = [np.asarray(luma, dtype=np.int64)] + [np.asarray(c, dtype=np.int64) for c in chroma]
-    bases = [IJG_LUMA] + [IJG_CHROMA] * len(chroma)
-    fits = []
-    for quality in range(100, 0, -1):
-        diff = [np.abs(t - ijg_table(b, quality)) for t, b in zip(tables, bases, strict=True)]
-        error = float(np.mean(diff))
-        fits.append(QualityFit(quality=quality, error=error, exact=error == 0.0))
-    return min(fits, key=lambda fit: fit.error)  # the first minimum: ties go to the higher quality
+    luma_diff = np.abs(np.asarray(luma, dtype=np.int64) - IJG_LUMA_TABLES).sum(axis=(1, 2))
+    chroma_diff = [
+        np.abs(np.asarray(c, dtype=np.int64) - IJG_CHROMA_TABLES).sum(axis=(1, 2)) for c in chroma
+    ]
+    total = luma_diff + sum(chroma_diff, np.zeros_like(luma_diff))  # exact integer sums
+    entries = 64 * (1 + len(chroma))
+    best = int(np.argmin(total[::-1]))  # from quality 100 down: ties go to the higher quality
+    error = int(total[::-1][best]) / entries
+    return QualityFit(quality=100 - best, error=error, exact=error == 0.0)
 
 
 @dataclass(frozen=True)
