@@ -90,6 +90,9 @@ class LoadedImage:
     orientation: int = 1
     frames: int = 1
     notes: tuple[str, ...] = ()
+    _degenerate: dict[int, np.ndarray] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @functools.cached_property
     def gray(self) -> np.ndarray:
@@ -111,6 +114,19 @@ class LoadedImage:
         for profile in profiles:
             profile.setflags(write=False)
         return profiles
+
+    def degenerate_cells(self, cell: int) -> np.ndarray:
+        """Return :func:`~sleuth.tools.proposal.degenerate_cells` of :attr:`gray`.
+
+        Read-only, computed once per cell size (several tools mask the same cells).
+        """
+        if cell not in self._degenerate:
+            from sleuth.tools.proposal import degenerate_cells
+
+            cells = degenerate_cells(self.gray, cell)
+            cells.setflags(write=False)
+            self._degenerate[cell] = cells
+        return self._degenerate[cell]
 
     @property
     def width(self) -> int:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sleuth.tools.base import Finding, ToolContext, ToolResult, forensic_tool, too_small
 from sleuth.tools.image import LoadedImage
-from sleuth.tools.proposal import block_reduce_mean, contrast_score, degenerate_cells, propose_boxes
+from sleuth.tools.proposal import block_reduce_mean, contrast_score, propose_boxes
 
 JPEG_BLOCK = 8
 MIN_SPREAD = 0.4
@@ -92,7 +92,7 @@ def ela(image: LoadedImage, params: ElaParams, ctx: ToolContext) -> ToolResult:
         block_reduce_mean(levels, params.block),
         (image.width, image.height),
         top_k=params.top_k,
-        valid=~degenerate_cells(image.gray, params.block),
+        valid=~image.degenerate_cells(params.block),
         two_sided=True,
         cell=params.block,
         min_spread=MIN_SPREAD,

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sleuth.tools.base import Finding, ToolContext, ToolResult, forensic_tool, too_small
 from sleuth.tools.image import LoadedImage
-from sleuth.tools.proposal import contrast_score, degenerate_cells, propose_boxes
+from sleuth.tools.proposal import contrast_score, propose_boxes
 
 MAD_TO_SIGMA = 1 / 0.6745
 
@@ -163,7 +163,7 @@ def noise(image: LoadedImage, params: NoiseParams, ctx: ToolContext) -> ToolResu
         -np.log(sigma + 0.1),
         (image.width, image.height),
         top_k=params.top_k,
-        valid=~degenerate_cells(gray, params.block),
+        valid=~image.degenerate_cells(params.block),
         cell=params.block,
     )
     median_sigma = float(np.median(sigma))

@@ -9,7 +9,7 @@ from scipy import ndimage
 from sleuth.tools.base import Finding, ToolContext, ToolResult, forensic_tool, too_small
 from sleuth.tools.builtin.noise import noise_level_map
 from sleuth.tools.image import LoadedImage
-from sleuth.tools.proposal import block_reduce_mean, degenerate_cells, propose_boxes
+from sleuth.tools.proposal import block_reduce_mean, propose_boxes
 
 EPS = 1e-3
 
@@ -198,7 +198,7 @@ def texture(image: LoadedImage, params: TextureParams, ctx: ToolContext) -> Tool
     stats = texture_contrast(richness, residual, share=params.share)
     gray = image.gray
     cleanness = cleanness_map(gray, cell=params.cell)
-    valid = ~degenerate_cells(gray, params.cell)
+    valid = ~image.degenerate_cells(params.cell)
     proposals = propose_boxes(
         cleanness,
         (image.width, image.height),
