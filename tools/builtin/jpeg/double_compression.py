@@ -88,21 +88,40 @@ def _double_hist(calib: np.ndarray, q1s: np.ndarray, q2: int, kmax: int) -> np.n
     """Return ``_folded_hist(rint(rint(calib / q1) * q1 / q2))`` for each ``q1`` of ``q1s``.
 
     The second quantization only depends on the first one's bin ``m = rint(calib / q1)``,
-    so the first bins are counted, and each distinct ``m`` is quantized again once: the
-    same counts as quantizing every coefficient twice, from a fraction of the work.
+    so the first bins are counted (:func:`_bin_counts`), and each distinct ``m`` is
+    quantized again once: the same counts as quantizing every coefficient twice.
     """
-    m = np.rint(calib[None, :] / q1s[:, None])  # (Q, N): the first quantization's bins
-    low = int(m.min())
-    width = int(m.max()) - low + 1
-    rows = np.arange(q1s.size)[:, None]
-    bins = ((m - low).astype(np.int64) + rows * width).ravel()
-    first = np.bincount(bins, minlength=q1s.size * width).astype(np.float64)
-    values = np.arange(low, low + width, dtype=np.float64)[None, :]  # each row's m
-    k = np.rint(values * q1s[:, None] / q2)
-    k = np.minimum(np.abs(k), kmax + 1).astype(np.int64) + rows * (kmax + 2)
-    counts = np.bincount(k.ravel(), weights=first, minlength=q1s.size * (kmax + 2))
-    counts = counts.reshape(q1s.size, kmax + 2)
+    ordered = np.sort(calib)
+    histograms = []
+    for q1 in q1s.tolist():
+        low, first = _bin_counts(ordered, q1)
+        k = np.rint(np.arange(low, low + first.size, dtype=np.float64) * q1 / q2)
+        k = np.minimum(np.abs(k), kmax + 1).astype(np.int64)
+        histograms.append(np.bincount(k, weights=first, minlength=kmax + 2))
+    counts = np.stack(histograms)
     return counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
+
+
+def _bin_counts(ordered: np.ndarray, q: int) -> tuple[int, np.ndarray]:
+    """Count sorted values per bin ``rint(value / q)``; return the lowest bin and the counts.
+
+    ``rint(value / q)`` never decreases along sorted values, so bin ``m`` starts at the
+    first value that reaches ``m``: found by bisection at ``(m - 0.5) q``. Only values
+    within a relative 1e-9 of that edge, where rounding (and ``rint``'s ties to even)
+    decides, are quantized to place the edge exactly.
+    """
+    low = int(np.rint(ordered[0] / q))
+    high = int(np.rint(ordered[-1] / q))
+    bins = np.arange(low + 1, high + 1, dtype=np.float64)
+    edge = (bins - 0.5) * q
+    margin = 1e-9 * np.maximum(np.abs(edge), 1.0)
+    lo = np.searchsorted(ordered, edge - margin, side="left")
+    hi = np.searchsorted(ordered, edge + margin, side="right")
+    starts = lo.copy()
+    for i in np.flatnonzero(hi > lo):  # values at an edge: quantize them
+        starts[i] += int(np.count_nonzero(np.rint(ordered[lo[i] : hi[i]] / q) < bins[i]))
+    bounds = np.concatenate([[0], starts, [ordered.size]])
+    return low, np.diff(bounds).astype(np.float64)
 
 
 def _nonzero_distance(h: np.ndarray, g: np.ndarray) -> np.ndarray:
