@@ -148,12 +148,14 @@ def zero_grid(
         np.arange(0, free_h, stride), np.arange(0, free_w, stride), indexing="ij"
     )
     ay, ax = grid_y.ravel(), grid_x.ravel()
-    r = np.arange(span)
+    # The patches at those positions, a lattice: a strided view of the image's windows.
+    at = sliding_window_view(rgb, (span, span), axis=(0, 1))[::stride, ::stride]
+    patches = luminance(np.moveaxis(at, 2, -1)).reshape(-1, span, span)
     d = np.arange(BLOCK)
     counts = np.zeros(BLOCK * BLOCK, dtype=np.int64)
     for s in range(0, ay.size, chunk):
         py, px = ay[s : s + chunk], ax[s : s + chunk]
-        patch = luminance(rgb[py[:, None, None] + r[None, :, None], px[:, None, None] + r])
+        patch = patches[s : s + chunk]
         windows = sliding_window_view(patch, (BLOCK, BLOCK), axis=(1, 2))  # n, dy, dx, 8, 8
         coef = windows.reshape(-1, BLOCK * BLOCK) @ KRON.T
         small = np.less(np.abs(coef, out=coef), 0.5).view(np.uint8)  # coef is ours: in place
