@@ -76,9 +76,8 @@ def noise_level_map(gray: np.ndarray, *, block: int) -> np.ndarray:
     if h == 0 or w == 0:
         return np.full((1, 1), float(np.median(band)) * MAD_TO_SIGMA, np.float32)
     cells = band[:h, :w].reshape(h // cell, cell, w // cell, cell).transpose(0, 2, 1, 3)
-    return (np.median(cells.reshape(h // cell, w // cell, -1), axis=2) * MAD_TO_SIGMA).astype(
-        np.float32
-    )
+    cells = cells.reshape(h // cell, w // cell, -1)  # a copy of our own: partitioned in place
+    return (np.median(cells, axis=2, overwrite_input=True) * MAD_TO_SIGMA).astype(np.float32)
 
 
 def npr_block_ratio(profiles: tuple[np.ndarray, ...]) -> float:

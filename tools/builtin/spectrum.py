@@ -70,7 +70,7 @@ def pmap_spectrum(gray: np.ndarray, *, tile: int, max_tiles: int) -> np.ndarray:
     for y, x in origins:
         patch = gray[y : y + tile, x : x + tile]
         residue = patch - ndimage.correlate(patch, PREDICTOR, mode="reflect")
-        scale = 1.4826 * np.median(np.abs(residue)) + 1e-3
+        scale = 1.4826 * np.median(np.abs(residue), overwrite_input=True) + 1e-3
         pmap = np.exp(-((residue / scale) ** 2))
         acc += np.abs(fft.fft2((pmap - pmap.mean()) * window))
     return acc / len(origins)

@@ -57,10 +57,11 @@ def saturation_statistics(rgb: np.ndarray) -> dict[str, float]:
     high = np.maximum.reduce(channels).ravel().astype(np.float32)
     low = np.minimum.reduce(channels).ravel().astype(np.float32)
     saturation = (high - low) / (high + 1e-3)
+    mean, share = float(saturation.mean()), float((saturation > 0.8).mean())
     return {
-        "saturation_mean": float(saturation.mean()),
-        "saturation_p95": float(np.percentile(saturation, 95)),
-        "saturated_share": float((saturation > 0.8).mean()),
+        "saturation_mean": mean,
+        "saturation_p95": float(np.percentile(saturation, 95, overwrite_input=True)),  # last
+        "saturated_share": share,
         "clipped_high": float((high >= 250).mean()),
         "clipped_low": float((low <= 5).mean()),
     }
