@@ -304,6 +304,7 @@ def _serve(requests: Connection, replies: Connection) -> None:
         signal.signal(sig, signal.SIG_DFL)  # the parent's handlers must not outlive the fork
     Image.MAX_IMAGE_PIXELS = None  # this process's own copy: the limit is max_pixels
     accepted_formats()  # the same plugins as the parent (pillow-heif registers lazily)
+    _warm_heap()
     try:
         decoder, kwargs, seconds = requests.recv()
         raw = requests.recv_bytes()
@@ -311,6 +312,36 @@ def _serve(requests: Connection, replies: Connection) -> None:
         return
     _limit_cpu(seconds)
     _child(decoder, raw, kwargs, replies)
+
+
+WARM_HEAP_BYTES = 32 << 20
+"""Memory a waiting worker touches and keeps: a decode of up to about 2 MP then allocates
+from pages already mapped instead of faulting in fresh ones (a third of its time)."""
+
+
+def _warm_heap() -> None:
+    """Map :data:`WARM_HEAP_BYTES` of heap and keep it for the decode (glibc only).
+
+    A fresh process gets every page it allocates from the kernel, zeroed, on first touch.
+    Raising glibc's mmap and trim thresholds keeps large blocks on the heap after they
+    are freed, so touching one block while waiting leaves those pages mapped for the
+    decoder's buffers.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc: nothing to tune
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    if not (
+        mallopt(m_mmap_threshold, WARM_HEAP_BYTES)
+        and mallopt(m_trim_threshold, 2 * WARM_HEAP_BYTES)
+    ):
+        return
+    block = np.ones(WARM_HEAP_BYTES - (1 << 20), np.uint8)  # touched, then freed to the heap
+    del block
 
 
 def _child(decoder: Decoder, raw: bytes, kwargs: dict[str, Any], sender: Connection) -> None:
