@@ -309,12 +309,12 @@ def _box_search(
             contrast = np.abs(contrast)
         t = np.where(ok, contrast / np.sqrt(1.0 / n_in_ + 1.0 / n_out_), 0.0)
         passed = ok & (contrast >= min_contrast) & (t >= min_t)
-        for i in np.flatnonzero(passed.any(axis=(1, 2))):
-            bw = widths[i]
-            t_i, passed_i = t[i, :, : w - bw + 1], passed[i, :, : w - bw + 1]
-            peak = ndimage.maximum_filter(t_i, size=(max(1, bh // 2), max(1, bw // 2)))
-            for y, x in zip(*np.nonzero(passed_i & (t_i == peak)), strict=True):
-                found.append((float(t_i[y, x]), float(contrast[i, y, x]), int(y), int(x), bh, bw))
+        for j in np.flatnonzero(passed.any(axis=(1, 2))).tolist():
+            bw = widths[j]
+            t_j, passed_j = t[j, :, : w - bw + 1], passed[j, :, : w - bw + 1]
+            peak = ndimage.maximum_filter(t_j, size=(max(1, bh // 2), max(1, bw // 2)))
+            for y, x in zip(*np.nonzero(passed_j & (t_j == peak)), strict=True):
+                found.append((float(t_j[y, x]), float(contrast[j, y, x]), int(y), int(x), bh, bw))
     found.sort(key=lambda f: (-f[0], f[2], f[3], f[4], f[5]))
     return found
 
