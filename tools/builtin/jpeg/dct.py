@@ -17,11 +17,16 @@ def _dct_matrix() -> np.ndarray:
     n = np.arange(BLOCK)
     mat = np.sqrt(2.0 / BLOCK) * np.cos(np.pi * (2 * n[None, :] + 1) * n[:, None] / (2 * BLOCK))
     mat[0] /= np.sqrt(2.0)
-    return mat.astype(np.float32)
+    return mat
 
 
 DCT = _dct_matrix()
-"""Orthonormal 8-point DCT-II matrix: ``DCT @ block @ DCT.T`` is JPEG's forward DCT."""
+"""Orthonormal 8-point DCT-II matrix: ``DCT @ block @ DCT.T`` is JPEG's forward DCT.
+
+In float64, so the products are float64: the grid votes and the coefficient histograms
+threshold coefficients (at 0.5, at bin edges), and float32 products put the last bits, and
+so a few votes, at the mercy of the BLAS kernel and the CPU; float64 keeps the findings the
+same on every machine."""
 KRON = np.kron(DCT, DCT)
 """The same transform on row-major flattened blocks: ``coef.ravel() = KRON @ block.ravel()``
 (one matrix product for many blocks, faster than batches of 8x8 products)."""
