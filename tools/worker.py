@@ -62,7 +62,8 @@ it must be a module-level function, as the child imports it by name)."""
 
 
 @functools.cache
-def _context() -> Any:
+def forkserver_context() -> Any:
+    """Return multiprocessing's forkserver context, this module preloaded in the server."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__, f"{__package__}.worker_preload"])
     return context
@@ -111,7 +112,7 @@ class _Worker:
     """
 
     def __init__(self) -> None:
-        context = _context()
+        context = forkserver_context()
         child_requests, self.requests = context.Pipe(duplex=False)
         self.replies, child_replies = context.Pipe(duplex=False)
         _widen(child_replies)
@@ -120,7 +121,7 @@ class _Worker:
             target=_serve, args=(child_requests, child_replies), daemon=True
         )
         try:
-            with _without_main_module():
+            with without_main_module():
                 self.process.start()
         except BaseException:
             for end in (self.requests, self.replies):
@@ -273,7 +274,7 @@ _STARTING = threading.Lock()
 
 
 @contextlib.contextmanager
-def _without_main_module() -> Iterator[None]:
+def without_main_module() -> Iterator[None]:
     """Start a worker without it running the caller's main script again.
 
     multiprocessing prepares a forkserver child as it prepares a spawned one: the child

@@ -19,6 +19,7 @@ from sleuth.agent.verdict import Answer, Case, Step, Verdict
 from sleuth.present.annotate import annotate
 from sleuth.servers.mcp.forensic import Base64Arg, PathArg, UrlArg
 from sleuth.servers.mcp.inputs import read_source
+from sleuth.servers.mcp.pool import Bench, Progress
 from sleuth.servers.mcp.texts import case_brief, clip, verdict_brief
 from sleuth.servers.mcp.untrusted import mark
 from sleuth.servers.mcp.views import image_content, jpeg_view
@@ -85,19 +86,10 @@ def add_analyze_image(server: MCPServer, surface: Surface) -> None:
         report = _progress_reporter(ctx)
 
         def run() -> tuple[Verdict, list[CaseSummary], bytes]:
+            # the download (its deadline) and the file checks stay here, in the server
             data = read_source(surface.policy, path=path, image_base64=image_base64, url=url)
-            loaded = load_image(data, limits=surface.settings.image_limits)
-            name = source_name(path, url)
-            with surface.session(overrides) as session:
-                verdict = _interrupted_for_model(
-                    lambda progress: session.analyze(
-                        loaded, question, progress=progress, name=name
-                    ),
-                    report,
-                )
-                earlier = session.earlier_cases(verdict.case_id)
-            drawn = annotate(loaded.full, verdict.regions, evidence_boxes=verdict.boxes)
-            return verdict, earlier, jpeg_view(drawn, ANNOTATED_BYTES)
+            job_args = (data, source_name(path, url), question, overrides)
+            return surface.runner.call(analyze_job, job_args, report)
 
         verdict, earlier, picture = await surface.work(run)
         text = verdict_brief(verdict, earlier)
@@ -122,28 +114,9 @@ def add_ask_followup(server: MCPServer, surface: Surface) -> None:
         the answer citing evidence ids, with the crops or heatmaps made for it (at most two).
         """
         report = _progress_reporter(ctx)
-
-        def run() -> tuple[Answer, list[bytes]]:
-            with surface.session() as session:
-                before = session.case(case_id)
-                known = {e.id for e in before.verdict.evidence} if before.verdict else set()
-                known |= {e.id for a in before.answers for e in a.evidence}
-                answer = _interrupted_for_model(
-                    lambda progress: session.ask(case_id, question, progress=progress), report
-                )
-                named = surface.registry.named_in(question)
-                fresh = [e for e in answer.evidence if e.id not in known]
-                asked = [e for e in answer.evidence if e.tool in named and e not in fresh]
-                names = [n for item in fresh + asked for n in item.artifacts][:ANSWER_IMAGES]
-                pictures = [
-                    jpeg_view(
-                        _read_png(session.files.artifact_path(case_id, n)), ANSWER_IMAGE_BYTES
-                    )
-                    for n in names
-                ]
-            return answer, pictures
-
-        answer, pictures = await surface.work(run)
+        answer, pictures = await surface.work(
+            surface.runner.call, follow_up_job, (case_id, question), report
+        )
         content: list[Any] = [
             TextContent(type="text", text=clip(answer.answer, ANSWER_CHARS, one_line=False))
         ]
@@ -183,6 +156,54 @@ def add_get_case(server: MCPServer, surface: Surface) -> None:
         )
 
 
+def analyze_job(
+    bench: Bench,
+    progress: Progress,
+    data: bytes,
+    name: str | None,
+    question: str | None,
+    overrides: dict[str, Any],
+) -> tuple[Verdict, list[CaseSummary], bytes]:
+    """Analyse an image's bytes: the verdict, the image's earlier cases, the annotated JPEG.
+
+    A job of :mod:`.pool`: it runs in a worker process or a thread of the server.
+    """
+    loaded = load_image(data, limits=bench.settings.image_limits)
+    with bench.session(overrides) as session:
+        verdict = _interrupted_for_model(
+            lambda report: session.analyze(loaded, question, progress=report, name=name),
+            progress,
+        )
+        earlier = session.earlier_cases(verdict.case_id)
+    drawn = annotate(loaded.full, verdict.regions, evidence_boxes=verdict.boxes)
+    return verdict, earlier, jpeg_view(drawn, ANNOTATED_BYTES)
+
+
+def follow_up_job(
+    bench: Bench, progress: Progress, case_id: str, question: str
+) -> tuple[Answer, list[bytes]]:
+    """Answer a question about a stored case: the answer and up to two JPEG views.
+
+    A job of :mod:`.pool`: it runs in a worker process or a thread of the server.
+    """
+    with bench.session() as session:
+        before = session.case(case_id)
+        known = {e.id for e in before.verdict.evidence} if before.verdict else set()
+        known |= {e.id for a in before.answers for e in a.evidence}
+        answer = _interrupted_for_model(
+            lambda report: session.ask(case_id, question, progress=report), progress
+        )
+        named = bench.registry.named_in(question)
+        fresh = [e for e in answer.evidence if e.id not in known]
+        asked = [e for e in answer.evidence if e.tool in named and e not in fresh]
+        names = [n for item in fresh + asked for n in item.artifacts][:ANSWER_IMAGES]
+        pictures = [
+            jpeg_view(_read_png(session.files.artifact_path(case_id, n)), ANSWER_IMAGE_BYTES)
+            for n in names
+        ]
+    return answer, pictures
+
+
 def source_name(path: str | None, url: str | None) -> str | None:
     """Return the file name a case is shown under: a path's, or the last part of a URL's."""
     if path:
@@ -217,7 +238,10 @@ def _read_png(path: Any) -> Any:
 
 
 def _progress_reporter(ctx: Context) -> Callable[[Step], None]:
-    """Return a step callback (called in a worker thread) sending MCP progress notifications."""
+    """Return a step callback (called in a worker thread) sending MCP progress notifications.
+
+    With worker processes, the steps come through the pipe to the thread waiting on it.
+    """
     done = 0
 
     def report(step: Step) -> None:

@@ -1,8 +1,10 @@
 """A bound on the server's blocking work: a few jobs run, a few more wait, the rest are refused.
 
 Analyses and tool runs are CPU-bound and synchronous; they run in worker threads, at most
-``running`` at a time. Up to ``waiting`` more calls queue for a free slot; a call beyond that
-gets :class:`Busy` at once, a clear error the client can retry, instead of an ever-growing
+``running`` at a time (a thread whose analysis runs in a worker process,
+:mod:`sleuth.servers.mcp.pool`, waits there on the worker's pipe, so the bound holds for
+both). Up to ``waiting`` more calls queue for a free slot; a call beyond that gets
+:class:`Busy` at once, a clear error the client can retry, instead of an ever-growing
 queue.
 """
 

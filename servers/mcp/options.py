@@ -9,6 +9,7 @@ from typing import Literal
 from sleuth.tools.errors import SleuthError
 
 Transport = Literal["stdio", "http"]
+Workers = Literal["processes", "threads"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,6 +51,12 @@ class ServeOptions:
         default=20.0, metadata={"help": "Largest base64 image.", "min": 0.01}
     )
     jobs: int = field(default=2, metadata={"help": "Analyses at once.", "min": 1})
+    workers: Workers = field(
+        default="processes",
+        metadata={
+            "help": "Where analyses run: processes (one per job, every core used) or threads."
+        },
+    )
     queue: int = field(
         default=32, metadata={"help": "Calls that may wait before 'busy'.", "min": 0}
     )
@@ -62,3 +69,5 @@ class ServeOptions:
     def __post_init__(self) -> None:
         if self.transport not in ("stdio", "http"):
             raise SleuthError(f"--transport must be stdio or http, not {self.transport!r}")
+        if self.workers not in ("processes", "threads"):
+            raise SleuthError(f"--workers must be processes or threads, not {self.workers!r}")

@@ -56,10 +56,12 @@ def serve(options: ServeOptions | None = None, settings: Settings | None = None)
         running=o.jobs,
         waiting=o.queue,
         expose_tools=o.expose_tools,
+        processes=o.workers == "processes",
     )
-    # Analyses run in threads; the event loop answering everyone else needs the GIL for
-    # many short steps per request, each of which waited up to the default 5 ms switch
-    # interval behind an analysis thread (a cheap call took 4 s beside two analyses).
+    # Forensic tool runs (and, with --workers threads, analyses) run in threads; the event
+    # loop answering everyone else needs the GIL for many short steps per request, each of
+    # which waited up to the default 5 ms switch interval behind an analysis thread (a
+    # cheap call took 4 s beside two analyses).
     sys.setswitchinterval(SWITCH_INTERVAL)
     if o.transport == "stdio":
         server.run("stdio")

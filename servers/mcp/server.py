@@ -12,7 +12,10 @@ from its own module:
   ``case://{case_id}/artifacts/{name}`` (PNG) (:mod:`.resources`);
 - the prompt ``investigate_image``.
 
-Blocking work runs in worker threads under a :class:`~sleuth.servers.mcp.gate.Gate`. Every
+Blocking work runs in worker threads under a :class:`~sleuth.servers.mcp.gate.Gate`; the
+analyses and follow-ups themselves, CPU-bound, run in worker processes
+(:class:`~sleuth.servers.mcp.pool.Processes`) when the server is made with ``processes``,
+so that they use every core (each waiting thread then only waits on a pipe). Every
 expected failure (a refused input, a bad argument, an unknown case, a busy server) is a
 ``ToolError``, which the client receives as a result with ``is_error`` set and one line of
 text. Text read from the image file is marked untrusted in everything returned
@@ -27,16 +30,15 @@ from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
 from sleuth import prompts
-from sleuth.agent.cases import UnknownCaseError
 from sleuth.agent.session import Session
 from sleuth.servers.mcp.case_tools import add_case_tools
 from sleuth.servers.mcp.forensic import add_forensic_tools, add_run_tool
 from sleuth.servers.mcp.gate import Gate
 from sleuth.servers.mcp.inputs import InputPolicy
+from sleuth.servers.mcp.pool import Bench, InThreads, Processes, Runner, discover_tools, tool_error
 from sleuth.servers.mcp.resources import add_case_resources
 from sleuth.servers.mcp.strict import StrictServer
 from sleuth.settings import Settings
@@ -50,7 +52,7 @@ READERS = 4
 
 @dataclass(frozen=True)
 class Surface:
-    """What every registration function needs: settings, tools, inputs and the two gates.
+    """What every registration function needs: settings, tools, inputs, the gates, a runner.
 
     Attributes
     ----------
@@ -63,6 +65,9 @@ class Surface:
     analyses, reads : Gate
         Analyses (and forensic tool runs) wait at one; reading stored cases at the other,
         so a cheap read never queues behind analyses.
+    runner : Runner
+        Where analyses and follow-ups run (:mod:`.pool`): in worker processes, or in the
+        gate's thread itself; called from inside the analyses' gate, which bounds it.
     """
 
     settings: Settings
@@ -70,6 +75,7 @@ class Surface:
     policy: InputPolicy
     analyses: Gate
     reads: Gate
+    runner: Runner
 
     def session(self, overrides: dict[str, Any] | None = None) -> Session:
         """Return a session over the case store (``overrides``: settings by name)."""
@@ -93,6 +99,7 @@ def create_server(
     running: int = 2,
     waiting: int = 32,
     expose_tools: bool = False,
+    processes: bool = False,
 ) -> MCPServer:
     """Build the sleuth MCP server.
 
@@ -109,6 +116,11 @@ def create_server(
     expose_tools : bool
         Also list one MCP tool per forensic tool (by default they are reached through
         ``run_tool``, which keeps the listed surface small).
+    processes : bool
+        Run analyses and follow-ups in ``running`` worker processes, which use every core;
+        the workers discover their tools from the settings, so ``registry`` must be left
+        out. By default they run in the server's threads (one core between them). Forensic
+        tool runs and reads of stored cases run in threads either way.
 
     Returns
     -------
@@ -116,17 +128,24 @@ def create_server(
         Not started: run it with a transport, or connect an in-process ``Client`` to it.
     """
     settings = settings or Settings.load()
+    if processes and registry is not None:
+        raise ValueError(
+            "worker processes discover their tools from the settings: leave out registry, "
+            "or run analyses in threads (processes=False)"
+        )
+    registry = registry or discover_tools(settings)
+    runner: Runner = (
+        Processes(settings, running, warm=True)
+        if processes
+        else InThreads(Bench(settings, registry))
+    )
     surface = Surface(
         settings=settings,
-        registry=registry
-        or ToolRegistry.discover(
-            enabled=settings.tools_enabled,
-            blocked=settings.tools_blocked,
-            tool_seconds=settings.tool_seconds,
-        ),
+        registry=registry,
         policy=policy or InputPolicy(max_file_bytes=settings.max_image_bytes),
         analyses=Gate(running, waiting),
         reads=Gate(READERS, waiting),
+        runner=runner,
     )
     server = StrictServer(
         "sleuth",
@@ -170,10 +189,8 @@ def add_prompts(server: MCPServer, policy: InputPolicy) -> None:
 async def _gated(gate: Gate, fn: Callable[..., T], *args: Any) -> T:
     try:
         return await gate.run(fn, *args)
-    except UnknownCaseError as err:
-        raise ToolError(f"{err}; use a case_id that analyze_image returned") from None
     except SleuthError as err:
-        raise ToolError(str(err)) from None
+        raise tool_error(err) from None
 
 
 def _version() -> str:

@@ -7,8 +7,10 @@ as a user's ``pip install`` would, for a subprocess or for discovery in-process.
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
+import time
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
@@ -19,6 +21,8 @@ MODULE = "acme_failing"
 RELEASE = threading.Event()
 """Set it to let a running ``acme_slow`` return (its thread outlives its time budget)."""
 SLOW_SECONDS = 60.0
+EXIT_CODE = 70
+"""What ``acme_exit`` ends its process with."""
 
 
 class NoParams(BaseModel):
@@ -52,6 +56,31 @@ def acme_slow(image, params, ctx):
     return ToolResult(findings=[Finding(summary="Too late.", score=1.0, direction="ai")])
 
 
+def beside(name: str) -> Path:
+    """A file next to this module: how a test talks to a plugin in another process."""
+    return Path(__file__).with_name(name)
+
+
+@declare("acme_exit", survey=True)
+def acme_exit(image, params, ctx):
+    """Ends its whole process the first time it runs (as a crashing native library would)."""
+    marker = beside("exited")
+    if not marker.exists():
+        marker.touch()
+        os._exit(EXIT_CODE)
+    return ToolResult()
+
+
+@declare("acme_hold", survey=True)
+def acme_hold(image, params, ctx):
+    """Says it started, then waits for the test to release it (in whichever process)."""
+    beside("started").touch()
+    deadline = time.monotonic() + SLOW_SECONDS
+    while not beside("release").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return ToolResult()
+
+
 @declare("acme_quiet")
 def acme_quiet(image, params, ctx):
     """A working plugin that keeps the default: out of the survey."""
@@ -82,6 +111,8 @@ ENTRY_POINTS = {
     "raise": {"acme_raise": f"{MODULE}:acme_raise"},
     "dict": {"acme_dict": f"{MODULE}:acme_dict"},
     "slow": {"acme_slow": f"{MODULE}:acme_slow"},
+    "exit": {"acme_exit": f"{MODULE}:acme_exit"},
+    "hold": {"acme_hold": f"{MODULE}:acme_hold"},
     "quiet": {"acme_quiet": f"{MODULE}:acme_quiet"},
     "extra": {"acme_extra": f"{MODULE}:acme_extra"},
     "invalid": {"acme_invalid": f"{MODULE}:acme_invalid"},
