@@ -19,6 +19,7 @@ from sleuth.tools.isolation import TOOL_SECONDS
 
 if TYPE_CHECKING:
     from sleuth.agent.session import SessionConfig
+    from sleuth.tools.registry import ToolRegistry
 
 ENV_PREFIX = "SLEUTH_"
 # Limits `sleuth serve` applies unless set: a server takes images from clients. An offline
@@ -173,6 +174,14 @@ class Settings(BaseModel):
             abstain_low=self.abstain_low,
             abstain_high=self.abstain_high,
             stability_variants=self.stability_variants,
+        )
+
+    def tool_registry(self) -> ToolRegistry:
+        """Return the installed forensic tools these settings allow (with their time budget)."""
+        from sleuth.tools.registry import ToolRegistry as Registry
+
+        return Registry.discover(
+            enabled=self.tools_enabled, blocked=self.tools_blocked, tool_seconds=self.tool_seconds
         )
 
     def session_config(self) -> SessionConfig:

@@ -88,15 +88,6 @@ class WorkerDied(SleuthError, RuntimeError):
     """The worker process running a job exited before replying."""
 
 
-def discover_tools(settings: Settings) -> ToolRegistry:
-    """Return the installed forensic tools the settings allow."""
-    return ToolRegistry.discover(
-        enabled=settings.tools_enabled,
-        blocked=settings.tools_blocked,
-        tool_seconds=settings.tool_seconds,
-    )
-
-
 def tool_error(err: SleuthError) -> ToolError:
     """Return the one-line tool error a client receives for a sleuth error."""
     if isinstance(err, UnknownCaseError):
@@ -323,7 +314,7 @@ def _serve(connection: Connection, settings: Settings, log_level: int) -> None:
     bench: Bench | None = None
     broken = ""
     try:
-        bench = Bench(settings, discover_tools(settings))
+        bench = Bench(settings, settings.tool_registry())
     except Exception as err:  # noqa: BLE001 -- every job is told, the server goes on
         broken = f"the worker process could not load the tools: {type(err).__name__}: {err}"
     if settings.decode_seconds > 0:  # this worker's decodes fork from its own forkserver

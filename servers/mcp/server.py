@@ -38,7 +38,7 @@ from sleuth.servers.mcp.case_tools import add_case_tools
 from sleuth.servers.mcp.forensic import add_forensic_tools, add_run_tool
 from sleuth.servers.mcp.gate import Gate
 from sleuth.servers.mcp.inputs import InputPolicy
-from sleuth.servers.mcp.pool import Bench, InThreads, Processes, Runner, discover_tools, tool_error
+from sleuth.servers.mcp.pool import Bench, InThreads, Processes, Runner, tool_error
 from sleuth.servers.mcp.resources import add_case_resources
 from sleuth.servers.mcp.strict import StrictServer
 from sleuth.settings import Settings
@@ -133,7 +133,7 @@ def create_server(
             "worker processes discover their tools from the settings: leave out registry, "
             "or run analyses in threads (processes=False)"
         )
-    registry = registry or discover_tools(settings)
+    registry = registry or settings.tool_registry()
     runner: Runner = (
         Processes(settings, running, warm=True)
         if processes

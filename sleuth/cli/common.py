@@ -26,12 +26,8 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a ta
 
 
 def registry_for(settings: Settings) -> ToolRegistry:
-    """Return the installed tools the settings allow."""
-    return ToolRegistry.discover(
-        enabled=settings.tools_enabled,
-        blocked=settings.tools_blocked,
-        tool_seconds=settings.tool_seconds,
-    )
+    """Return the installed tools the settings allow (the commands' seam for tests)."""
+    return settings.tool_registry()
 
 
 def refuse_url(image: Path) -> None:

@@ -51,12 +51,7 @@ def create_app(
     o = options or UiOptions()
     settings = settings or Settings.load()
     check_binding(o.host, token)
-    config = settings.session_config()
-    registry = registry or ToolRegistry.discover(
-        enabled=None if config.tools_enabled is None else list(config.tools_enabled),
-        blocked=list(config.tools_blocked),
-        tool_seconds=config.tool_seconds,
-    )
+    registry = registry or settings.tool_registry()
     jobs = Jobs(settings, registry, running=o.jobs, waiting=o.queue)
     bench = Workbench(
         jobs=jobs,

@@ -7,7 +7,6 @@ upload's bytes), so the browser only ever receives a PNG or JPEG this app wrote.
 from __future__ import annotations
 
 import io
-import re
 
 from PIL import Image
 from starlette.requests import Request
@@ -18,11 +17,11 @@ from sleuth.agent.cases import UnknownCaseError, check_case_id
 from sleuth.agent.session import Session
 from sleuth.present.overlay import coloured_overlay
 from sleuth.present.report import small_png
+from sleuth.servers.mcp.resources import ARTIFACT_FILE
 from sleuth.tools import SleuthError
 from sleuth.tools.metadata import read_metadata
 from sleuth.ui.workbench import Workbench, error
 
-ARTIFACT_FILE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,127}\.png")
 VIEW_MAX_SIDE = 4096
 """Longest side of the image the case page shows (pan, zoom and loupe work on it)."""
 THUMB_SIDE = 240
