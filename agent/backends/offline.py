@@ -33,12 +33,26 @@ LISTED = 4
 
 
 class OfflineBackend:
-    """The weights-free analyst (see the module docstring)."""
+    """The weights-free analyst (see the module docstring).
+
+    Parameters
+    ----------
+    model : str
+        The policy's name in verdicts (default :data:`POLICY_VERSION`).
+    options : object, optional
+        Ignored: nothing to configure.
+    teaching : bool
+        Explanations for a model to learn (the teacher's): they do not say that no
+        vision-language model looked at the image.
+    """
 
     accepts_nudges = False
 
-    def __init__(self, model: str = "", options: object | None = None) -> None:
+    def __init__(
+        self, model: str = "", options: object | None = None, *, teaching: bool = False
+    ) -> None:
         del options  # nothing to configure
+        self.teaching = teaching
         self.identity = BackendIdentity(provider="offline", model=model or POLICY_VERSION)
 
     def frame(self, image: LoadedImage) -> BoxFrame:
@@ -88,6 +102,7 @@ class OfflineBackend:
         text = prompts.render(
             "offline_explanation",
             p_ai=situation.p_signals,
+            teaching=self.teaching,
             stopped="budget" if situation.remaining <= 0 else "concluded",
             provenance=[{"id": e.id, "summary": e.summary} for e in deciding[:3]],
             towards_ai=towards("ai"),

@@ -20,7 +20,9 @@ model. Two details keep the analyst's policy intact in the model's frame:
   confident after it concludes, the case ends there.
 
 Its verdict is the analyst's: the concluding message's explanation and boxes, and no
-probability of its own (``p_model`` is None), so ``p_ai`` is the fused evidence's.
+probability of its own (``p_model`` is None), so ``p_ai`` is the fused evidence's. The
+explanation does not open with the analyst's "no vision-language model looked at the
+image": the model trained on it does look.
 """
 
 from __future__ import annotations
@@ -84,7 +86,7 @@ class TeacherBackend:
 
     def __init__(self, student: VisionBackend, analyst: OfflineBackend | None = None) -> None:
         self.student = student
-        self.analyst = analyst or OfflineBackend()
+        self.analyst = analyst or OfflineBackend(teaching=True)
         self.identity = BackendIdentity(
             provider="offline",
             model=f"{self.analyst.identity.model} as {student.family.name}",
