@@ -9,7 +9,7 @@ module                 commands
 ``serve``              ``serve`` (options generated from the server's own options),
                        ``model-server``
 ``traces``             ``traces export``
-``sleuth.evaluation``  ``eval``, ``train-fusion``
+``sleuth.evaluation``  ``eval``, ``eval-compare``, ``train-fusion``
 =====================  ============================================================
 """
 
@@ -36,6 +36,7 @@ serve.register(app)
 scan.register(app)
 app.add_typer(traces.app, name="traces")
 app.command("eval")(evaluation_cli.eval_command)
+app.command("eval-compare")(evaluation_cli.eval_compare_command)
 app.command("train-fusion")(evaluation_cli.train_fusion_command)
 
 

@@ -18,17 +18,28 @@ from sleuth.tools import SleuthError, load_image
 _SESSION: dict[str, Any] = {}
 
 
-def open_session(backend: str) -> None:
-    """Open this process's session: a throw-away case store, the given backend."""
+def open_session(backend: str, base_url: str | None = None) -> None:
+    """Open this process's session: a throw-away case store, the given backend.
+
+    Parameters
+    ----------
+    backend : str
+        The reasoning backend (``provider:model``); every row names it.
+    base_url : str, optional
+        The OpenAI-compatible server (else the settings' ``base_url``).
+    """
     from sleuth.api import open_session as session_for
     from sleuth.settings import Settings
 
+    close_session()  # one session per process: a later backend replaces the earlier one
     folder = Path(tempfile.mkdtemp(prefix="sleuth-eval-"))
-    settings = Settings.load().model_copy(
-        update={"data_dir": folder, "backend": backend, "case_store": None}
-    )
+    update: dict[str, Any] = {"data_dir": folder, "backend": backend, "case_store": None}
+    if base_url:
+        update["base_url"] = base_url
+    settings = Settings.load().model_copy(update=update)
     session = session_for(settings).__enter__()
-    _SESSION.update(session=session, folder=folder)
+    _SESSION.update(session=session, folder=folder, backend=backend)
+    atexit.unregister(close_session)
     atexit.register(close_session)
 
 
@@ -38,6 +49,7 @@ def close_session() -> None:
         session.__exit__(None, None, None)
     if (folder := _SESSION.pop("folder", None)) is not None:
         shutil.rmtree(folder, ignore_errors=True)
+    _SESSION.pop("backend", None)
 
 
 class Analyst:
@@ -47,10 +59,12 @@ class Analyst:
     ----------
     backend : str
         The reasoning backend (``provider:model``).
+    base_url : str, optional
+        The OpenAI-compatible server (else the settings' ``base_url``).
     """
 
-    def __init__(self, backend: str) -> None:
-        open_session(backend)
+    def __init__(self, backend: str, base_url: str | None = None) -> None:
+        open_session(backend, base_url)
 
     def __call__(self, item: tuple[Sample, str]) -> dict[str, Any]:
         """Return the result row of ``(sample, track)``."""
@@ -79,6 +93,7 @@ def analyse(sample: Sample, track: str) -> dict[str, Any]:
     row: dict[str, Any] = {
         "file": sample.key,
         "track": track,
+        "backend": _SESSION["backend"],
         "label": sample.label,
         "y": sample.y,
         **sample.meta,

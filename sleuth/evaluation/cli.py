@@ -104,7 +104,18 @@ def eval_command(
     track: Annotated[
         str, typer.Option(help="native, laundered, web, both (native and laundered) or all.")
     ] = "all",
-    backend: Annotated[str, typer.Option(help="Reasoning backend (provider:model).")] = "offline",
+    backend: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--backend",
+            help="Reasoning backend (offline, openai:MODEL, transformers:FOLDER); give it "
+            "several times to compare backends in one report (default: offline).",
+        ),
+    ] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option("--base-url", help="OpenAI-compatible server of every openai backend."),
+    ] = None,
     jobs: Annotated[int, typer.Option("--jobs", min=1, help="Worker processes.")] = 1,
     out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("eval-out"),
     localisation: Annotated[
@@ -118,27 +129,60 @@ def eval_command(
         str | None, typer.Option("--address", help="A Ray cluster to join (--engine ray).")
     ] = None,
 ) -> None:
-    """Evaluate a backend on a labelled image set; write results.jsonl and report.html."""
+    """Evaluate backends on a labelled image set; write results.jsonl and report.html.
+
+    Give --backend several times to compare backends side by side (docs/evaluation.md).
+    """
     from rich.console import Console
 
+    from sleuth.evaluation.backends import BackendUnavailable
     from sleuth.evaluation.run import run_evaluation
 
     tracks = _tracks(track)
     if engine not in ("local", "ray"):
         raise typer.BadParameter("use local or ray", param_hint="--engine")
     console = Console(stderr=True)
-    summary = run_evaluation(
-        sources,
-        tracks=tracks,
-        backend=backend,
-        jobs=jobs,
-        engine=engine,
-        address=address,
-        out=out,
-        localisation=localisation,
-        limit=limit,
-        console=console,
-    )
+    try:
+        summary = run_evaluation(
+            sources,
+            tracks=tracks,
+            backends=backend or ["offline"],
+            jobs=jobs,
+            engine=engine,
+            address=address,
+            out=out,
+            localisation=localisation,
+            limit=limit,
+            console=console,
+            base_url=base_url,
+        )
+    except BackendUnavailable as err:
+        raise typer.BadParameter(str(err), param_hint="--backend") from None
     for line in summary:
+        console.print(line, soft_wrap=True)
+    console.print(f"wrote {out / 'results.jsonl'} and {out / 'report.html'}")
+
+
+def eval_compare_command(
+    runs: Annotated[
+        list[Path],
+        typer.Argument(help="Earlier `sleuth eval --out` folders (or their results.jsonl)."),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("eval-compare"),
+) -> None:
+    """Compare earlier eval runs in one report, without analysing anything again.
+
+    Each run's backends become method rows beside the baselines (docs/evaluation.md).
+    """
+    from rich.console import Console
+
+    from sleuth.evaluation.compare import RunError, compare_runs
+
+    console = Console(stderr=True)
+    try:
+        lines = compare_runs(runs, out=out)
+    except RunError as err:
+        raise typer.BadParameter(str(err), param_hint="RUNS") from None
+    for line in lines:
         console.print(line, soft_wrap=True)
     console.print(f"wrote {out / 'results.jsonl'} and {out / 'report.html'}")

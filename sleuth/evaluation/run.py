@@ -165,21 +165,25 @@ def _analyse_all(
     jobs: int,
     engine: str = "local",
     address: str | None = None,
+    base_url: str | None = None,
 ) -> Iterator[dict[str, Any]]:
     jobs_list = [(s, t) for s in samples for t in tracks]
     if engine == "ray":
         from sleuth.scan.engines import ray_map
 
-        yield from ray_map(functools.partial(analysis.Analyst, backend), jobs_list, jobs, address)
+        make = functools.partial(analysis.Analyst, backend, base_url)
+        yield from ray_map(make, jobs_list, jobs, address)
         return
     if jobs <= 1:
-        analysis.open_session(backend)
+        analysis.open_session(backend, base_url)
         try:
             yield from (analysis.analyse(s, t) for s, t in jobs_list)
         finally:
             analysis.close_session()
         return
-    with ProcessPoolExecutor(jobs, initializer=analysis.open_session, initargs=(backend,)) as pool:
+    with ProcessPoolExecutor(
+        jobs, initializer=analysis.open_session, initargs=(backend, base_url)
+    ) as pool:
         yield from pool.map(
             analysis.analyse, [s for s, _ in jobs_list], [t for _, t in jobs_list], chunksize=2
         )
@@ -189,7 +193,7 @@ def run_evaluation(
     sources: Sequence[Path],
     *,
     tracks: Sequence[str],
-    backend: str,
+    backends: Sequence[str],
     jobs: int,
     out: Path,
     localisation: int,
@@ -197,29 +201,54 @@ def run_evaluation(
     console: Console,
     engine: str = "local",
     address: str | None = None,
+    base_url: str | None = None,
 ) -> list[str]:
-    """Analyse every image on every track, then write results.jsonl and report.html.
+    """Analyse every image on every track with each backend; write results.jsonl and report.html.
+
+    The backends run one after another, each on every image and track; each row names its
+    backend. The baselines, the leave-one-source-out refit and the localisation track do
+    not depend on the backend and are computed once.
+
+    Parameters
+    ----------
+    backends : sequence of str
+        ``provider:model`` strings, checked before any image is analysed
+        (:func:`sleuth.evaluation.backends.check_backends`).
+    base_url : str, optional
+        The OpenAI-compatible server of every ``openai`` backend (else the settings').
 
     Returns
     -------
     list of str
         Summary lines (one per track and method) for the terminal.
-    """
-    from sleuth.evaluation.report import summarise, write_report
 
+    Raises
+    ------
+    BackendUnavailable
+        When a backend cannot run (named in the message); nothing is written.
+    """
+    from sleuth.evaluation.backends import check_backends
+    from sleuth.evaluation.report import summarise, write_report
+    from sleuth.settings import Settings
+
+    check_backends(backends, Settings.load(base_url=base_url).backend_options())
     samples = read_sources(sources)[: limit or None]
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     rows = []
+    timing = []
     with (
         Progress(console=console, transient=True) as bar,
         open(out / "results.jsonl", "w", encoding="utf-8") as fh,
     ):
-        task = bar.add_task("analysing", total=len(samples) * len(tracks))
-        for row in _analyse_all(samples, tracks, backend, jobs, engine, address):
-            rows.append(row)
-            fh.write(json.dumps(row) + "\n")
-            bar.advance(task)
+        task = bar.add_task("analysing", total=len(samples) * len(tracks) * len(backends))
+        for backend in backends:
+            begun = time.perf_counter()
+            for row in _analyse_all(samples, tracks, backend, jobs, engine, address, base_url):
+                rows.append(row)
+                fh.write(json.dumps(row) + "\n")
+                bar.advance(task)
+            timing.append(f"{backend}: {time.perf_counter() - begun:.0f} s")
     seconds = time.perf_counter() - start
     loc = None
     if localisation:
@@ -235,17 +264,26 @@ def run_evaluation(
         seconds=seconds,
         source=", ".join(str(s) for s in sources),
     )
-    lines = [f"{len(rows)} analyses in {seconds:.0f} s"]
-    for track, methods in summary["methods"].items():
-        for method, s in methods.items():
-            lines.append(f"{track:9s} {method:18s} {scores_text(s)}")
-    for track, s in summary.get("loso", {}).items():
-        lines.append(f"{track:9s} {'fusion, LOSO':18s} {scores_text(s)}")
+    first = f"{len(rows)} analyses in {seconds:.0f} s"
+    if len(backends) > 1:
+        first += f" ({'; '.join(timing)})"
+    lines = [first, *summary_lines(summary)]
     if loc is not None:
         lines.append(
             f"localisation: {loc['n']} composites, mean best IoU {_f(loc['mean_iou'])}, "
             f"hit rate (IoU >= 0.5) {_f(loc['hit_rate'])}"
         )
+    return lines
+
+
+def summary_lines(summary: dict[str, Any]) -> list[str]:
+    """Return one line per track and method of a :func:`~sleuth.evaluation.report.summarise`."""
+    lines = []
+    for track, methods in summary["methods"].items():
+        for method, s in methods.items():
+            lines.append(f"{track:9s} {method:18s} {scores_text(s)}")
+    for track, s in summary.get("loso", {}).items():
+        lines.append(f"{track:9s} {'fusion, LOSO':18s} {scores_text(s)}")
     return lines
 
 
