@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install into .venv what the in-process transformers backend (and the tests that build and
-# train a tiny vision-language model) need on a CPU-only machine: the `local` extra of
-# pyproject.toml, resolved with torch pinned to the CPU wheel. Executed or sourced (by
+# train a tiny vision-language model) need on a CPU-only machine: the `local` and `train`
+# extras of pyproject.toml, resolved with torch pinned to the CPU wheel. Executed or sourced (by
 # scripts/test.sh); idempotent: a marker inside .venv records what was installed, and when it
 # matches nothing is done (~0 s).
 #
@@ -24,26 +24,30 @@
     TORCH_VERSION=2.13.0
     TORCHVISION_VERSION="0.28.*"
     TRANSFORMERS_VERSION=">=5.16"
+    # the train extra (sleuth train-vlm), as pyproject.toml lists it
+    TRAIN="trl>=1.16 peft>=0.21 accelerate>=1.15 datasets>=5.0"
     marker=.venv/sleuth-engines-ready
     want="torch==$TORCH_VERSION torchvision==$TORCHVISION_VERSION transformers$TRANSFORMERS_VERSION"
+    want="$want $TRAIN"
     want="$want $(sha256sum scripts/torchvision_guard.py | cut -c1-16)"
     if [ -f "$marker" ] && [ "$(cat "$marker")" = "$want" ]; then
         exit 0
     fi
-    echo "installing torch (CPU), torchvision and transformers into .venv ..." >&2
+    echo "installing torch (CPU), torchvision, transformers, trl and peft into .venv ..." >&2
     export TMPDIR="$PWD/.cache/tmp"
     mkdir -p "$TMPDIR" || exit 1
     rm -f "$marker"
     # explicit `|| exit`: when sourced inside an `if`, bash ignores set -e
     install "torch==$TORCH_VERSION" || exit 1
+    # shellcheck disable=SC2086  # $TRAIN is a list of requirements
     install "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION" \
-        "transformers$TRANSFORMERS_VERSION" || exit 1
+        "transformers$TRANSFORMERS_VERSION" $TRAIN || exit 1
     if ! "$PY" scripts/torchvision_guard.py; then
         echo "engines: torchvision cannot be made importable (see above)" >&2
         exit 1
     fi
-    if ! "$PY" -c "import torch, torchvision, transformers; from transformers import Qwen2VLVideoProcessor"; then
-        echo "engines: torch/torchvision/transformers do not import in .venv" >&2
+    if ! "$PY" -c "import torch, torchvision, transformers, trl, peft; from transformers import Qwen2VLVideoProcessor"; then
+        echo "engines: torch/torchvision/transformers/trl/peft do not import in .venv" >&2
         exit 1
     fi
     echo "$want" >"$marker"

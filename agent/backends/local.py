@@ -88,6 +88,34 @@ def served_messages(
     return out, images
 
 
+def render_prompt(processor: Any, messages: Sequence[dict], tools: Sequence[dict] | None) -> str:
+    """Return the prompt text vLLM's OpenAI server builds for a request.
+
+    The model's own chat template renders the request after the server's normalisations
+    (:func:`served_messages`, :func:`served_tools`), with the generation prompt.
+
+    Parameters
+    ----------
+    processor : transformers.ProcessorMixin
+        The model's processor; its chat template renders.
+    messages : sequence of dict
+        OpenAI chat messages (images as data URLs).
+    tools : sequence of dict or None
+        OpenAI function tools as a client sends them.
+
+    Returns
+    -------
+    str
+        The prompt, image placeholders not yet expanded.
+    """
+    return processor.apply_chat_template(
+        served_messages(messages)[0],
+        tools=served_tools(tools),
+        add_generation_prompt=True,
+        tokenize=False,
+    )
+
+
 def decode_data_url(url: str) -> Image.Image:
     """Decode a ``data:image/...;base64,...`` URL to an RGB image.
 
@@ -156,10 +184,8 @@ class TransformersBackend(VisionBackend):
     def _generate(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]
     ) -> tuple[str, float | None]:
-        served, images = served_messages(messages)
-        prompt = self.processor.apply_chat_template(
-            served, tools=served_tools(tools), add_generation_prompt=True, tokenize=False
-        )
+        images = served_messages(messages)[1]
+        prompt = render_prompt(self.processor, messages, tools)
         inputs = self.processor(text=[prompt], images=images or None, return_tensors="pt")
         with self.torch.inference_mode():
             out = self.model.generate(

@@ -9,6 +9,7 @@ module                 commands
 ``serve``              ``serve`` (options generated from the server's own options),
                        ``model-server``
 ``traces``             ``traces export``
+``train``              ``train-vlm``
 ``sleuth.evaluation``  ``eval``, ``eval-compare``, ``train-fusion``
 =====================  ============================================================
 """
@@ -19,7 +20,7 @@ import sys
 
 import typer
 
-from sleuth.cli import cases, investigate, scan, serve, tools, traces
+from sleuth.cli import cases, investigate, scan, serve, tools, traces, train
 from sleuth.cli.common import err
 from sleuth.evaluation import cli as evaluation_cli  # light: work is imported per command
 from sleuth.tools import SleuthError
@@ -35,6 +36,7 @@ app.add_typer(tools.app, name="tools")
 serve.register(app)
 scan.register(app)
 app.add_typer(traces.app, name="traces")
+train.register(app)
 app.command("eval")(evaluation_cli.eval_command)
 app.command("eval-compare")(evaluation_cli.eval_compare_command)
 app.command("train-fusion")(evaluation_cli.train_fusion_command)

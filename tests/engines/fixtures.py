@@ -50,6 +50,19 @@ def require_transformers() -> None:
             )
 
 
+def require_training() -> None:
+    """Skip/fail unless the train extra (trl, peft) imports beside transformers."""
+    require_transformers()
+    for module in ("trl", "peft", "datasets"):
+        try:
+            importlib.import_module(module)
+        except Exception as exc:
+            missing_engine(
+                f"the train extra is not installed ({module}: {type(exc).__name__}: {exc}); "
+                "run scripts/engines.sh"
+            )
+
+
 def require_vllm() -> Path:
     """Skip/fail unless the vLLM CPU venv is installed; return its interpreter."""
     try:

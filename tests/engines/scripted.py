@@ -7,11 +7,11 @@ through vLLM.
 
 The training prompts must be rendered exactly as the serving engine renders the agent's
 requests, or the model answers garbage. So each :class:`ChatExample` holds the request as an
-OpenAI client sends it (messages, tool schemas) and is rendered with the processor's own chat
-template, after the two normalisations vLLM's OpenAI server applies before rendering (tool
-schemas dumped through its request model; tool-call arguments parsed from JSON strings to
-objects) -- the transformers backend's own functions for that, so the two cannot drift.
-Images are ``data:`` URLs, decoded with PIL and fed through the processor.
+OpenAI client sends it (messages, tool schemas) and is rendered by
+:mod:`sleuth.training.rendering`, the rendering ``sleuth train-vlm`` trains with (the
+processor's own chat template after vLLM's two normalisations). What differs from that
+command is only when training stops: here, once greedy decoding reproduces every
+completion with a margin.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sleuth.agent.backends.local import served_messages, served_tools
+from sleuth.training.rendering import encode, encode_prompt
 from tests.engines.tiny_vlm import EOS_TOKEN, cached_build, tiny_vlm_dir
 
 #: Training stops once every target token wins its greedy choice by this many logits.
@@ -63,60 +63,11 @@ class ChatExample:
         return {"messages": self.messages, "tools": self.tools, "completion": self.completion}
 
 
-def render_prompt(processor, messages: Sequence[dict], tools: Sequence[dict] | None) -> str:
-    """The prompt text the serving engine builds for a request (generation prompt included).
-
-    Parameters
-    ----------
-    processor : transformers.ProcessorMixin
-        The model's processor (its chat template renders).
-    messages : sequence of dict
-        OpenAI chat messages.
-    tools : sequence of dict or None
-        OpenAI function tools as a client sends them.
-
-    Returns
-    -------
-    str
-        The rendered prompt, image placeholders not yet expanded.
-    """
-    return processor.apply_chat_template(
-        served_messages(messages)[0],
-        tools=served_tools(tools),
-        add_generation_prompt=True,
-        tokenize=False,
-    )
-
-
-def encode_prompt(processor, messages: Sequence[dict], tools: Sequence[dict] | None) -> dict:
-    """Model inputs (token ids, pixels, grids) for a request, as tensors of batch size 1.
-
-    Parameters
-    ----------
-    processor : transformers.ProcessorMixin
-        The model's processor.
-    messages : sequence of dict
-        OpenAI chat messages.
-    tools : sequence of dict or None
-        OpenAI function tools as a client sends them.
-
-    Returns
-    -------
-    dict
-        The processor's output (``input_ids``, ``attention_mask``, ``pixel_values``, ...).
-    """
-    images = served_messages(messages)[1]
-    return dict(
-        processor(
-            text=[render_prompt(processor, messages, tools)],
-            images=images or None,
-            return_tensors="pt",
-        )
-    )
-
-
 def encode_example(processor, example: ChatExample) -> tuple[dict, int]:
     """Model inputs for prompt + completion + end of turn, and the completion's length.
+
+    The product's rendering (:func:`sleuth.training.rendering.encode`, what ``sleuth
+    train-vlm`` trains on), so the tests' model and a user's learn the same prompts.
 
     Parameters
     ----------
@@ -130,23 +81,8 @@ def encode_example(processor, example: ChatExample) -> tuple[dict, int]:
     tuple of (dict, int)
         The inputs with ``labels`` (-100 on the prompt), and the number of target tokens.
     """
-    import torch
-
-    inputs = encode_prompt(processor, example.messages, example.tools)
-    target = processor.tokenizer(
-        example.completion + EOS_TOKEN, add_special_tokens=False, return_tensors="pt"
-    )["input_ids"]
-    prompt_len = inputs["input_ids"].shape[1]
-    for key, value in list(inputs.items()):  # extend every per-token tensor over the target
-        if isinstance(value, torch.Tensor) and value.shape[:2] == (1, prompt_len):
-            fill = target if key == "input_ids" else torch.zeros_like(target, dtype=value.dtype)
-            if key == "attention_mask":
-                fill = torch.ones_like(target, dtype=value.dtype)
-            inputs[key] = torch.cat([value, fill], dim=1)
-    labels = torch.full_like(inputs["input_ids"], -100)
-    labels[:, prompt_len:] = target
-    inputs["labels"] = labels
-    return inputs, target.shape[1]
+    encoded = encode(processor, example.messages, example.tools, example.completion + EOS_TOKEN)
+    return encoded.inputs, encoded.target_tokens
 
 
 def greedy_margin(model, inputs: dict, n_target: int) -> float:

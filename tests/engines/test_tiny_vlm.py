@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from sleuth.agent.backends.local import served_messages
+from sleuth.training.rendering import encode_prompt, render_prompt
 from tests.engines import synthetic
 from tests.engines.fixtures import require_transformers
-from tests.engines.scripted import encode_prompt, render_prompt
 from tests.engines.tiny_vlm import (
     MAX_PIXELS,
     MIN_PIXELS,

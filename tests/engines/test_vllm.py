@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from sleuth.training.rendering import encode_prompt
 from tests.engines import synthetic
-from tests.engines.scripted import encode_prompt
 
 pytestmark = pytest.mark.slow
 MODEL = "tiny-vlm"
