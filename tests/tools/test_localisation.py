@@ -132,3 +132,26 @@ def test_the_candidate_is_the_pasted_patch_never_a_flat_black_area(registry, see
         box = candidate.box
         in_black = max(0, min(box.x1, BLACK.x1) - box.x0) * box.height
         assert in_black < 0.5 * box.area, box
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("pasted", ["lossless", "recompressed off the grid"])
+def test_jpeg_boxes_a_region_that_missed_the_first_compression(registry, seed, pasted):
+    base = photo(seed, (640, 480))
+    background = decoded(encode(base, "JPEG", quality=75))  # the host's first save
+    if pasted == "lossless":
+        source = base
+    else:  # compressed at quality 70 on a grid 3 and 5 pixels off the file's
+        source = np.pad(decoded(encode(base[5:, 3:], "JPEG", quality=70)), ((5, 0), (3, 0), (0, 0)))
+    image = load_image(encode(paste(background, source), "JPEG", quality=95))
+    local = registry.run("jpeg", image).findings[-1]
+    assert "local_regions" in local.metrics
+    # One of its boxes, as the localisation track scores candidates: on this synthetic
+    # host the first one also frames a smooth area next to the paste.
+    assert max((box.iou(PASTED) for box in local.boxes), default=0.0) >= 0.5, local.summary
+    assert local.score is None and local.direction == "neutral"
+
+
+def test_jpeg_local_map_only_for_jpeg_files(registry):
+    png = load_image(encode(photo(1, (640, 480)), "PNG"))
+    assert all("local_regions" not in f.metrics for f in registry.run("jpeg", png).findings)

@@ -1,6 +1,6 @@
 """``jpeg``: a file's JPEG history - quantization tables, double compression, the 8x8 grid.
 
-Three findings for a JPEG (two for any other file), one per analysis module:
+Four findings for a JPEG (two for any other file), one per analysis module:
 
 1. Tables (file-wide; :mod:`~sleuth.tools.builtin.jpeg.tables`): ``quality`` (closest IJG
    quality), ``quality_error`` (mean absolute deviation from those IJG tables; 0 for
@@ -18,6 +18,10 @@ Three findings for a JPEG (two for any other file), one per analysis module:
    compression puts the grid after EXIF orientation), ``blockiness_x/y``,
    ``extra_grid_asymmetry_x/y``, ``shifted_grid`` and ``shifted_grid_x/y`` (an earlier
    compression on another grid).
+4. Local quantization (view, JPEG only; :mod:`~sleuth.tools.builtin.jpeg.local`): boxes on
+   the areas where quantization on the file's grid zeroes a smaller share of DCT
+   coefficients than elsewhere (``local_regions``, ``local_contrast``, ``local_cells``);
+   unscored and neutral, they feed the survey's candidate regions.
 
 Everything is computed from the decoded pixels (no entropy decoding, no new dependency):
 the 8x8 DCT of the luminance (:mod:`~sleuth.tools.builtin.jpeg.dct`) is exact up to 8-bit
@@ -43,6 +47,7 @@ from sleuth.tools.builtin.jpeg.grid import (
     grid_finding,
     zero_grid,
 )
+from sleuth.tools.builtin.jpeg.local import local_finding, local_quantization
 from sleuth.tools.builtin.jpeg.tables import (
     JpegHeader,
     estimate_ijg_quality,
@@ -85,7 +90,8 @@ class JpegParams(BaseModel):
     "standard library tables vs a camera's or editor's custom ones; chroma subsampling; "
     "progressive), double-compression traces in the DCT histograms, and where the 8x8 "
     "blocking grid lies (a shifted grid means a crop after compression; a grid in a PNG "
-    "means it was once a JPEG). On a region, the DCT and grid tests use that crop.",
+    "means it was once a JPEG), and boxes areas quantized unlike the rest on the file's "
+    "grid. On a region, the DCT and grid tests use that crop.",
     caveat="Compression history is about saving and editing, not authorship: editors and "
     "platforms re-encode and can copy camera tables; a high-quality re-save hides earlier "
     "compressions; small regions give weak statistics.",
@@ -114,7 +120,8 @@ def jpeg(image: LoadedImage, params: JpegParams, ctx: ToolContext) -> ToolResult
     dq_found = dq_finding(dq, params.dq_threshold, fit, skipped)
     resaved = bool(dq_found.metrics["dq_detected"]) or shifted
     tables = table_finding(header, fit, resaved)
-    return ToolResult(findings=[tables, dq_found, grid])
+    local = local_finding(image, *local_quantization(image, expected))
+    return ToolResult(findings=[tables, dq_found, grid, local])
 
 
 def _grid_evidence(
