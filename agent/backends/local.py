@@ -58,10 +58,6 @@ def served_messages(
 ) -> tuple[list[dict[str, Any]], list[Image.Image]]:
     """Return messages as vLLM's OpenAI server hands them to the chat template, and their images.
 
-    Tool-call arguments arrive as JSON strings and are parsed to objects (the template
-    serialises them again with ``tojson``); images are decoded in the order the template
-    renders them.
-
     Parameters
     ----------
     messages : sequence of dict
@@ -70,29 +66,44 @@ def served_messages(
     Returns
     -------
     messages : list of dict
-        A normalised deep copy.
+        A normalised deep copy (:func:`normalised_messages`).
     images : list of PIL.Image.Image
-        One RGB image per ``image_url`` part.
+        One RGB image per ``image_url`` part (:func:`message_images`).
+    """
+    return normalised_messages(messages), message_images(messages)
+
+
+def normalised_messages(messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return a deep copy of the messages as vLLM's OpenAI server hands them to the template.
+
+    Tool-call arguments arrive as JSON strings and are parsed to objects (the template
+    serialises them again with ``tojson``); images stay as they are (not decoded).
     """
     out = copy.deepcopy(list(messages))
-    images = []
     for message in out:
         for call in message.get("tool_calls") or ():
             function = call.get("function", {})
             if isinstance(function.get("arguments"), str):
                 function["arguments"] = json.loads(function["arguments"])
-        if isinstance(message.get("content"), list):
-            for part in message["content"]:
-                if part.get("type") == "image_url":
-                    images.append(decode_data_url(part["image_url"]["url"]))
-    return out, images
+    return out
+
+
+def message_images(messages: Sequence[dict[str, Any]]) -> list[Image.Image]:
+    """Decode the messages' ``image_url`` parts, in the order the template renders them."""
+    return [
+        decode_data_url(part["image_url"]["url"])
+        for message in messages
+        if isinstance(message.get("content"), list)
+        for part in message["content"]
+        if part.get("type") == "image_url"
+    ]
 
 
 def render_prompt(processor: Any, messages: Sequence[dict], tools: Sequence[dict] | None) -> str:
     """Return the prompt text vLLM's OpenAI server builds for a request.
 
     The model's own chat template renders the request after the server's normalisations
-    (:func:`served_messages`, :func:`served_tools`), with the generation prompt.
+    (:func:`normalised_messages`, :func:`served_tools`), with the generation prompt.
 
     Parameters
     ----------
@@ -109,7 +120,7 @@ def render_prompt(processor: Any, messages: Sequence[dict], tools: Sequence[dict
         The prompt, image placeholders not yet expanded.
     """
     return processor.apply_chat_template(
-        served_messages(messages)[0],
+        normalised_messages(messages),
         tools=served_tools(tools),
         add_generation_prompt=True,
         tokenize=False,
@@ -184,7 +195,7 @@ class TransformersBackend(VisionBackend):
     def _generate(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]
     ) -> tuple[str, float | None]:
-        images = served_messages(messages)[1]
+        images = message_images(messages)
         prompt = render_prompt(self.processor, messages, tools)
         inputs = self.processor(text=[prompt], images=images or None, return_tensors="pt")
         with self.torch.inference_mode():

@@ -39,8 +39,9 @@ vision-language model: ``messages`` with ``{"type": "image"}`` placeholders, an
 ``images`` column of file paths (relative to the JSON lines' folder) in the order the
 placeholders appear, and a ``tools`` column; tool-call arguments are objects and tools
 are listed as vLLM's server hands them to the chat template
-(:func:`~sleuth.agent.backends.local.served_messages`, ``served_tools``), so the
-template renders what the server would have.
+(:func:`~sleuth.agent.backends.local.normalised_messages`, ``served_tools``), so a
+template given the tools renders what the server would have (TRL 1.16's vision collator
+does not pass the tools on; ``sleuth train-vlm`` reads this layout and does).
 """
 
 from __future__ import annotations
@@ -402,10 +403,10 @@ def records(
     out = []
     for n, (messages, requests, tools) in enumerate(parts, start=1):
         if fmt == "trl":
-            from sleuth.agent.backends.local import served_messages, served_tools
+            from sleuth.agent.backends.local import normalised_messages, served_tools
 
             head: dict[str, Any] = {
-                "messages": _without_images(served_messages(messages)[0]),
+                "messages": _without_images(normalised_messages(messages)),
                 "images": [],
                 "tools": served_tools(tools),
             }

@@ -16,7 +16,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sleuth.agent.backends.local import render_prompt, served_messages, served_tools
+from sleuth.agent.backends.local import (
+    message_images,
+    normalised_messages,
+    render_prompt,
+    served_tools,
+)
 from sleuth.tools import SleuthError
 
 __all__ = [
@@ -70,7 +75,7 @@ def answer_text(
     """
     prompt = render_prompt(processor, messages, tools)
     whole = processor.apply_chat_template(
-        served_messages([*messages, answer])[0],
+        normalised_messages([*messages, answer]),
         tools=served_tools(tools),
         add_generation_prompt=False,
         tokenize=False,
@@ -129,7 +134,7 @@ def encode_prompt(processor: Any, messages: Sequence[dict], tools: Sequence[dict
     dict
         The processor's output as PyTorch tensors.
     """
-    images = served_messages(messages)[1]
+    images = message_images(messages)
     return dict(
         processor(
             text=[render_prompt(processor, messages, tools)],

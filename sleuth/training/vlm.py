@@ -286,9 +286,8 @@ def _copy_model_files(model: str, out: Path) -> None:
     if not source.is_dir():
         return
     for path in source.iterdir():
-        if path.is_file() and not path.name.endswith(WEIGHT_SUFFIXES):
-            if not path.name.endswith(".index.json"):
-                shutil.copy2(path, out / path.name)
+        if path.is_file() and not path.name.endswith((*WEIGHT_SUFFIXES, ".index.json")):
+            shutil.copy2(path, out / path.name)
 
 
 def _versions() -> dict[str, str]:
