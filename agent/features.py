@@ -123,6 +123,8 @@ PROVENANCE_FEATURES = (
 SIGNED_STATES = frozenset({"Valid", "Trusted"})
 """C2PA validation states whose signature checks out."""
 DERIVED_FEATURES = ("size_generator_lossless",)
+DERIVED_FROM = {"size_generator_lossless": "dimensions"}
+"""The tool whose metrics each derived feature is computed from."""
 FEATURE_NAMES = PROVENANCE_FEATURES + tuple(f.name for f in METRIC_FEATURES) + DERIVED_FEATURES
 """Every feature, in the order of the vector."""
 

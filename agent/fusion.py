@@ -45,7 +45,13 @@ from typing import Any
 
 from sleuth.agent.context import AgentContext
 from sleuth.agent.detectors import detector_terms
-from sleuth.agent.features import FeatureVector, extract_features
+from sleuth.agent.features import (
+    DERIVED_FROM,
+    METRIC_FEATURES,
+    PROVENANCE_FEATURES,
+    FeatureVector,
+    extract_features,
+)
 from sleuth.agent.verdict import Evidence
 from sleuth.tools.base import Calibration
 
@@ -214,6 +220,33 @@ class FusionWeights:
         """Load a packaged coefficients file."""
         text = resources.files("sleuth.agent").joinpath("weights", name).read_text("utf-8")
         return cls.from_dict(json.loads(text))
+
+    def scored_tools(self, calibrated: Iterable[str] = ()) -> frozenset[str] | None:
+        """Return the tools whose whole-image findings can move :func:`fuse`, or None for all.
+
+        With a fitted model: the tools of the features it weighs (non-zero coefficient),
+        ``provenance`` when provenance rules are set, and the ``calibrated`` tools. Findings
+        of any other tool add nothing, so a caller that only needs ``p_ai`` (the stability
+        check on copies) can skip them. Hand-set weights count every tool: None.
+
+        Parameters
+        ----------
+        calibrated : iterable of str
+            Names of the registry's calibrated tools.
+
+        Returns
+        -------
+        frozenset of str or None
+        """
+        if self.model is None:
+            return None
+        pairs = zip(self.model.features, self.model.coefficients, strict=True)
+        weighed = {name for name, coefficient in pairs if coefficient != 0.0}
+        tools = {f.tool for f in METRIC_FEATURES if f.name in weighed}
+        tools |= {DERIVED_FROM[n] for n in weighed if n in DERIVED_FROM}
+        if self.provenance is not None or weighed & set(PROVENANCE_FEATURES):
+            tools.add("provenance")
+        return frozenset(tools | set(calibrated))
 
     @staticmethod
     def save(document: Mapping[str, Any], path: Path) -> None:

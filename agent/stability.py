@@ -15,7 +15,7 @@ import time
 
 from sleuth import prompts
 from sleuth.agent.evidence import to_evidence
-from sleuth.agent.fusion import fuse
+from sleuth.agent.fusion import FusionWeights, fuse
 from sleuth.agent.state import CaseView
 from sleuth.agent.verdict import Evidence, Stability, VariantCheck, label_for
 from sleuth.tools import LoadedImage, ToolRegistry
@@ -75,7 +75,12 @@ def check(
     own = label_for(p_original, band)
     kept = [e for e in evidence if e.tool in FILE_TOOLS]
     broken = {e.tool for e in evidence if e.kind == "error"}
-    tools = [name for name in survey_tools(registry) if name not in FILE_TOOLS | broken]
+    scored = FusionWeights.load().scored_tools(calibrated)
+    tools = [
+        name
+        for name in survey_tools(registry)
+        if name not in FILE_TOOLS | broken and (scored is None or name in scored)
+    ]
     view = CaseView({})
     copies = []
     for name, data in stability_variants(image.full, count):

@@ -4,11 +4,14 @@ import pytest
 
 from sleuth.agent import stability
 from sleuth.agent.context import AgentContext
-from sleuth.agent.fusion import fuse
+from sleuth.agent.evidence import to_evidence
+from sleuth.agent.fusion import FusionWeights, fuse
+from sleuth.agent.state import CaseView
 from sleuth.agent.verdict import label_for
 from sleuth.api import open_session
 from sleuth.settings import Settings, SettingsError
 from sleuth.tools import ToolRegistry, load_image
+from sleuth.tools.survey import run_survey
 from sleuth.tools.variants import STABILITY_VARIANTS, stability_variants
 from tests.agent.conftest import A1111, png_with_text
 from tests.conftest import encode, loaded, photo
@@ -124,3 +127,34 @@ def test_the_setting_has_one_default_and_a_range(monkeypatch, tmp_path):
     assert Settings.load().stability_variants == 0
     with pytest.raises(SettingsError, match="stability_variants"):
         Settings.load(stability_variants=STABILITY_VARIANTS + 1)
+
+
+def test_copies_run_only_the_tools_the_fusion_weighs():
+    scored = FusionWeights.load().scored_tools(["acme"])
+    assert scored == {"colour", "dimensions", "provenance", "acme"}  # lr-v6 and a plugin
+    assert FusionWeights.load("fusion-hand-v1.json").scored_tools() is None
+
+
+def test_skipping_unweighed_tools_leaves_every_copy_probability_unchanged(monkeypatch):
+    registry = ToolRegistry.discover()
+    image = loaded(photo(6, (256, 192)))
+    survey = run_survey(registry, image, top_k=0)
+    evidence = [
+        item
+        for result in survey.results.values()
+        for item in to_evidence(result, CaseView({}), offset=0, region=None, step=0)
+    ]
+    evidence = [e.model_copy(update={"id": f"e{i}"}) for i, e in enumerate(evidence)]
+    ran: list[list[str]] = []
+
+    def spy(registry, image, *, tools, top_k):
+        ran.append(list(tools))
+        return run_survey(registry, image, tools=tools, top_k=top_k)
+
+    monkeypatch.setattr(stability, "run_survey", spy)
+    fast = stability.check(registry, image, evidence, count=3, band=(0.35, 0.65))
+    assert ran[0] == ["colour"]  # lr-v6 weighs colour statistics and the file's size
+    monkeypatch.setattr(FusionWeights, "scored_tools", lambda self, calibrated=(): None)
+    every = stability.check(registry, image, evidence, count=3, band=(0.35, 0.65))
+    assert {"jpeg", "noise", "ela"} <= set(ran[-1])
+    assert [v.p_ai for v in fast.variants] == [v.p_ai for v in every.variants]
