@@ -8,11 +8,10 @@ artifact's size and mean level and the survey's candidate regions are compared w
 ``golden/survey_findings.json``. Floats are kept to 6 significant digits, artifact means to
 4: a speed-up that only rounds floats differently passes, any other change fails.
 
-The file was made on x86-64 with numpy's OpenBLAS. The JPEG grid votes count DCT
-coefficients below 0.5 from a float32 matrix product, whose last bits depend on the BLAS
-kernel (and even on how many rows it multiplies at once): with another BLAS or CPU a few
-votes may move, changing ``grid_votes`` and the figures derived from it. On such a machine,
-regenerate the file and check with ``git diff`` that nothing else moved.
+The file was made on x86-64 with numpy's OpenBLAS. The JPEG tool thresholds DCT
+coefficients computed in float64 (the grid vote with a margin below 0.5), so its counts
+should not depend on the BLAS kernel; if a few ``grid_votes`` move on another machine all
+the same, regenerate the file there and check with ``git diff`` that nothing else moved.
 
 When a change of findings is intended, regenerate the file from the checkout's code and
 commit it with the change that explains it::

@@ -27,6 +27,12 @@ In float64, so the products are float64: the grid votes and the coefficient hist
 threshold coefficients (at 0.5, at bin edges), and float32 products put the last bits, and
 so a few votes, at the mercy of the BLAS kernel and the CPU; float64 keeps the findings the
 same on every machine."""
+ZERO_BELOW = 0.5 - 1e-9
+"""The grid vote counts a coefficient as quantized to zero when its magnitude is below
+this. JPEG rounds 0.5 away from zero; decoded JPEG blocks put many coefficients at exactly
+0.5 in exact arithmetic, which float64 lands a few ulps either side depending on the order
+of the sums. The margin makes the count the same for every way of computing the DCT (the
+grid search's separable one and :data:`KRON`'s agree on every window of the shared set)."""
 KRON = np.kron(DCT, DCT)
 """The same transform on row-major flattened blocks: ``coef.ravel() = KRON @ block.ravel()``
 (one matrix product for many blocks, faster than batches of 8x8 products)."""

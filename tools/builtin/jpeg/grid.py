@@ -10,7 +10,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy import stats
 
 from sleuth.tools.base import Finding, MetricValue
-from sleuth.tools.builtin.jpeg.dct import BLOCK, KRON, luminance
+from sleuth.tools.builtin.jpeg.dct import BLOCK, DCT, ZERO_BELOW, luminance
 from sleuth.tools.image import LoadedImage
 
 GRID_LOG_NFA = -6.0
@@ -155,11 +155,7 @@ def zero_grid(
     counts = np.zeros(BLOCK * BLOCK, dtype=np.int64)
     for s in range(0, ay.size, chunk):
         py, px = ay[s : s + chunk], ax[s : s + chunk]
-        patch = patches[s : s + chunk]
-        windows = sliding_window_view(patch, (BLOCK, BLOCK), axis=(1, 2))  # n, dy, dx, 8, 8
-        coef = windows.reshape(-1, BLOCK * BLOCK) @ KRON.T
-        small = np.less(np.abs(coef, out=coef), 0.5).view(np.uint8)  # coef is ours: in place
-        zeros = small.sum(axis=1, dtype=np.uint8).reshape(len(py), -1)  # at most 64 each
+        zeros = _window_zeros(patches[s : s + chunk])
         top = zeros.max(axis=1)
         unique = (zeros == top[:, None]).sum(axis=1) == 1
         dy, dx = np.divmod(zeros.argmax(axis=1), BLOCK)
@@ -181,6 +177,31 @@ def zero_grid(
         log10_nfa=log_nfa,
         votes=n,
     )
+
+
+def _window_zeros(patches: np.ndarray) -> np.ndarray:
+    """Count the zero DCT coefficients of every 8x8 window of each 15x15 patch.
+
+    Separable: a 1-D DCT along x for every horizontal offset, then along y for every
+    vertical one (the rows of a window share their x transform with its neighbours'),
+    about a fifth of the work of one 64x64 product per window.
+
+    Parameters
+    ----------
+    patches : ndarray, shape (n, 15, 15)
+
+    Returns
+    -------
+    ndarray of uint8, shape (n, 64)
+        ``[i, dy * 8 + dx]``: zeros of the window at offset ``(dx, dy)`` in patch ``i``.
+    """
+    n, span = patches.shape[:2]
+    flat = patches.astype(np.float64)
+    rows = sliding_window_view(flat, BLOCK, axis=2).reshape(-1, BLOCK) @ DCT.T
+    rows = rows.reshape(n, span, BLOCK, BLOCK)  # n, y, dx, u
+    coef = sliding_window_view(rows, BLOCK, axis=1).reshape(-1, BLOCK) @ DCT.T  # n dy dx u, v
+    small = np.less(np.abs(coef, out=coef), ZERO_BELOW).view(np.uint8)  # coef is ours
+    return small.reshape(n * BLOCK * BLOCK, -1).sum(axis=1, dtype=np.uint8).reshape(n, -1)
 
 
 @dataclass(frozen=True)
