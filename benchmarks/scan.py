@@ -9,7 +9,7 @@ counts the run from start to finish (worker start-up included, as a user sees it
 ratios: 2 jobs to 1 (target >= 1.8x on 2 cores) and Ray's per-image cost to the pool's with
 the same 2 workers (target <= 1.15x).
 
-Memory: peak RSS of the whole scan (the driver and, separately, its largest worker) at
+Memory: peak RSS of the driver and, separately, of its largest worker process at
 each ``--memory`` size, on synthetic copies (one small photo re-encoded at a few qualities
 and sizes, so every file differs and is analysed): memory must not grow with the number of
 images. Each measurement runs in a fresh subprocess.
@@ -49,26 +49,62 @@ def synthetic_images(folder: Path, count: int) -> None:
     base = Image.fromarray(data.astronaut())
     for i in range(count):
         side = 160 + (i % 97)
+        picture = base.resize((side, side))
+        picture.paste((i % 256, i // 256 % 256, 0), (0, 0, 8, 8))  # no two files alike
         buffer = io.BytesIO()
-        base.resize((side, side)).save(buffer, format="JPEG", quality=60 + i % 37)
+        picture.save(buffer, format="JPEG", quality=60 + i % 37)
         (folder / f"{i:05d}.jpg").write_bytes(buffer.getvalue())
+
+
+def watch_workers(peak: dict[int, int], every: float = 0.2) -> None:
+    """Record in ``peak`` the peak RSS (kB, ``VmHWM``) of every process below this one.
+
+    The pool's workers are the forkserver's children, not the driver's, so
+    ``RUSAGE_CHILDREN`` never sees them; ``/proc`` does (Linux only). Runs until exit.
+    """
+    import time
+
+    me = os.getpid()
+    while True:
+        table: dict[int, tuple[int, int]] = {}  # pid: (parent, peak kB)
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                status = (entry / "status").read_text()
+            except OSError:
+                continue
+            fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+            hwm = int(fields.get("VmHWM", "0 kB").split()[0])
+            table[int(entry.name)] = (int(fields.get("PPid", "0")), hwm)
+        below = {me}
+        for _ in range(4):  # driver -> forkserver -> workers -> their decoders
+            below |= {pid for pid, (parent, _) in table.items() if parent in below}
+        for pid in below - {me}:
+            if pid in table:
+                peak[pid] = max(peak.get(pid, 0), table[pid][1])
+        time.sleep(every)
 
 
 def measure(args: list[str]) -> dict[str, float]:
     """Run one scan in a subprocess; return its seconds and peak RSS (driver, workers)."""
     code = (
-        "import json, resource, sys, time\n"
+        "import json, resource, sys, threading, time\n"
+        "sys.path.insert(0, sys.argv[2])\n"
+        "from scan import watch_workers\n"
         "from sleuth.cli import main\n"
+        "peak = {}\n"
+        "threading.Thread(target=watch_workers, args=(peak,), daemon=True).start()\n"
         "start = time.perf_counter()\n"
         "sys.argv = ['sleuth', 'scan', *json.loads(sys.argv[1])]\n"
         "try:\n    main()\nexcept SystemExit as done:\n    code = done.code\n"
         "print(json.dumps({'seconds': time.perf_counter() - start,"
         " 'driver_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,"
-        " 'worker_mb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))\n"
+        " 'worker_mb': max(peak.values(), default=0) / 1024}))\n"
     )
     env = {**os.environ, "SLEUTH_DATA_DIR": tempfile.mkdtemp(prefix="sleuth-bench-")}
     done = subprocess.run(
-        [sys.executable, "-c", code, json.dumps(args)],
+        [sys.executable, "-c", code, json.dumps(args), str(Path(__file__).parent)],
         capture_output=True,
         text=True,
         env=env,

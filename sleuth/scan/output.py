@@ -28,6 +28,8 @@ NEAR_BITS = 8
 """Perceptual hashes at most this many bits apart (of 64) are near-duplicates."""
 MAX_GROUPED = 200_000
 """Above this many rows near-duplicates are not grouped (the pairwise pass is quadratic)."""
+PAIRS_AT_ONCE = 1 << 22
+"""Hash pairs compared in one block: about 40 MB, whatever the number of rows."""
 
 
 class OutputError(SleuthError, OSError):
@@ -184,9 +186,9 @@ def near_groups(numbers: np.ndarray, hashes: np.ndarray) -> dict[int, int]:
             i = parent[i]
         return i
 
-    for start in range(0, len(hashes), 2048):
-        block = hashes[start : start + 2048, None] ^ hashes[None, :]
-        distance = np.unpackbits(block.view(np.uint8).reshape(*block.shape, 8), axis=-1).sum(-1)
+    step = max(1, PAIRS_AT_ONCE // len(hashes))  # memory: about 9 bytes a pair
+    for start in range(0, len(hashes), step):
+        distance = np.bitwise_count(hashes[start : start + step, None] ^ hashes[None, :])
         for a, b in zip(*np.nonzero(distance <= NEAR_BITS), strict=True):
             i, j = start + int(a), int(b)
             if i < j:
