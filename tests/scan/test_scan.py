@@ -157,3 +157,17 @@ def test_uris_are_read_through_pyarrows_filesystems(folder, settings, tmp_path):
         list(list_source((tmp_path / "gone").as_uri()))
     with pytest.raises(SourceError, match="cannot open"):
         list(list_source("nosuchscheme://bucket/x"))
+
+
+def test_the_gallery_shows_thumbnails_only_of_the_bytes_that_were_analysed(
+    folder, settings, tmp_path
+):
+    out = tmp_path / "out"
+    run_scan(ScanOptions(sources=(str(folder),), out=out, jobs=1), settings)
+    page = (out / "summary.html").read_text()
+    analysed = sum(r["route"] == "survey" for r in rows_of(out).values())
+    assert page.count('src="data:image/jpeg;base64,') == analysed  # the suspicious gallery
+    (folder / "sub" / "c.jpg").write_bytes(jpeg(9))  # replaced after the scan
+    ScanOutput(out).finish()
+    again = (out / "summary.html").read_text()
+    assert again.count('src="data:image/jpeg;base64,') == analysed - 1
