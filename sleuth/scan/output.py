@@ -38,17 +38,27 @@ class OutputError(SleuthError, OSError):
 
 @dataclass
 class Seen:
-    """What earlier runs (and this one) already wrote: paths with their sha256, first rows."""
+    """What earlier runs (and this one) already wrote.
+
+    Attributes
+    ----------
+    paths : dict
+        ``(path, member)`` to the sha256 of its row.
+    first : dict of str to int
+        sha256 to where, in ``rows.jsonl``, the first analysed row of those bytes starts
+        (:meth:`ScanOutput.row_at` reads it): an offset, not the row, so the driver's
+        memory grows by a few hundred bytes an image.
+    """
 
     paths: dict[tuple[str, str | None], str | None] = field(default_factory=dict)
-    first: dict[str, dict[str, Any]] = field(default_factory=dict)
+    first: dict[str, int] = field(default_factory=dict)
 
-    def add(self, row: dict[str, Any]) -> None:
-        """Remember a written row."""
+    def add(self, row: dict[str, Any], offset: int) -> None:
+        """Remember a row written at ``offset``."""
         self.paths[(row["path"], row.get("member"))] = row.get("sha256")
         sha = row.get("sha256")
         if sha and row["route"] in ("survey", "model") and sha not in self.first:
-            self.first[sha] = row
+            self.first[sha] = offset
 
 
 class ScanOutput:
@@ -73,29 +83,43 @@ class ScanOutput:
     def seen(self) -> Seen:
         """Return what the rows already written hold."""
         seen = Seen()
-        for row in self.rows():
-            seen.add(row)
+        for offset, row in self._rows_with_offsets():
+            seen.add(row, offset)
         return seen
 
     def rows(self) -> Iterator[dict[str, Any]]:
         """Yield the rows written so far (lines that do not parse are skipped)."""
+        for _, row in self._rows_with_offsets():
+            yield row
+
+    def row_at(self, offset: int) -> dict[str, Any]:
+        """Return the row whose line starts at ``offset`` (from :meth:`append` or :meth:`seen`)."""
+        with self.rows_path.open("rb") as handle:
+            handle.seek(offset)
+            row = _parsed(handle.readline())
+        if row is None:
+            raise OutputError(f"{self.rows_path} changed while the scan ran (no row at {offset})")
+        return row
+
+    def append(self, row: dict[str, Any]) -> int:
+        """Write one row and flush it; return where its line starts."""
+        if self._handle is None:
+            self._handle = self.rows_path.open("ab")
+        offset = self._handle.tell()
+        self._handle.write((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
+        self._handle.flush()
+        return int(offset)
+
+    def _rows_with_offsets(self) -> Iterator[tuple[int, dict[str, Any]]]:
         if not self.rows_path.exists():
             return
-        with self.rows_path.open(encoding="utf-8") as handle:
+        with self.rows_path.open("rb") as handle:
+            offset = 0
             for line in handle:
-                try:
-                    row = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(row, dict) and "path" in row and "route" in row:
-                    yield row
-
-    def append(self, row: dict[str, Any]) -> None:
-        """Write one row and flush it."""
-        if self._handle is None:
-            self._handle = self.rows_path.open("a", encoding="utf-8")
-        self._handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-        self._handle.flush()
+                row = _parsed(line)
+                if row is not None:
+                    yield offset, row
+                offset += len(line)
 
     def close(self) -> None:
         """Close ``rows.jsonl``."""
@@ -158,6 +182,15 @@ class ScanOutput:
                 position -= step
             if position < end:
                 handle.truncate(position)
+
+
+def _parsed(line: bytes) -> dict[str, Any] | None:
+    """Return a ``rows.jsonl`` line's row, or None for a line that is not one."""
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return None
+    return row if isinstance(row, dict) and "path" in row and "route" in row else None
 
 
 def near_groups(numbers: np.ndarray, hashes: np.ndarray) -> dict[int, int]:

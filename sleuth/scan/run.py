@@ -171,7 +171,7 @@ class _Scan:
                 self._tick(None)
                 continue
             if sha in self.seen.first:
-                self._write(duplicate_row(ref, self.seen.first[sha]))
+                self._write(duplicate_row(ref, self.output.row_at(self.seen.first[sha])))
             elif sha in self.waiting:
                 self.waiting[sha].append(ref)
             else:
@@ -209,8 +209,7 @@ class _Scan:
         return self._escalation
 
     def _write(self, row: dict[str, Any]) -> None:
-        self.output.append(row)
-        self.seen.add(row)
+        self.seen.add(row, self.output.append(row))
         route = row["route"]
         self.report.errors += route == "error"
         self.report.duplicates += route == "duplicate"

@@ -171,3 +171,19 @@ def test_the_gallery_shows_thumbnails_only_of_the_bytes_that_were_analysed(
     ScanOutput(out).finish()
     again = (out / "summary.html").read_text()
     assert again.count('src="data:image/jpeg;base64,') == analysed - 1
+
+
+def test_a_copy_found_by_a_later_run_takes_the_earlier_runs_row(folder, settings, tmp_path):
+    out = tmp_path / "out"
+    run_scan(ScanOptions(sources=(str(folder),), out=out), settings)
+    first = rows_of(out)["c.jpg"]
+    (folder / "c-again.jpg").write_bytes((folder / "sub" / "c.jpg").read_bytes())
+    again = run_scan(ScanOptions(sources=(str(folder),), out=out), settings)
+    copy = rows_of(out)["c-again.jpg"]
+    assert again.duplicates == 1 and again.analysed == 0
+    assert copy["route"] == "duplicate" and copy["duplicate_of"].endswith("c.jpg")
+    assert (copy["p_ai"], copy["label"], copy["evidence"]) == (
+        first["p_ai"], first["label"], first["evidence"]
+    )  # fmt: skip
+    seen = ScanOutput(out).seen()
+    assert ScanOutput(out).row_at(seen.first[first["sha256"]])["path"] == first["path"]
