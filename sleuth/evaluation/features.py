@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from sleuth.agent.detectors import detector_item
 from sleuth.agent.features import FEATURE_NAMES, FEATURE_SET, extract_features
 from sleuth.evaluation.launder import launder
+from sleuth.evaluation.pools import worker_pool
 from sleuth.evaluation.sources import Sample
 from sleuth.tools import LoadedImage, SleuthError, ToolInputError, ToolRegistry, load_image
 from sleuth.tools.base import ToolResult
@@ -183,7 +183,7 @@ def _map(
     if jobs <= 1:
         yield from (_rows_for(s, tracks, cache) for s in items)
         return
-    with ProcessPoolExecutor(jobs) as pool:
+    with worker_pool(jobs) as pool:
         yield from pool.map(_rows_for, items, [tracks] * len(items), [cache] * len(items))
 
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import io
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from sleuth.evaluation.pools import worker_pool
 from sleuth.evaluation.sources import Sample
 from sleuth.tools import Box, LoadedImage, SleuthError, ToolRegistry, load_image
 from sleuth.tools.survey import run_survey
@@ -157,7 +157,7 @@ def evaluate_localisation(
             "rows": [],
         }
     if jobs > 1:
-        with ProcessPoolExecutor(jobs) as pool:
+        with worker_pool(jobs) as pool:
             rows = [r for r in pool.map(_score, tasks) if r is not None]
     else:
         rows = [r for r in map(_score, tasks) if r is not None]

@@ -7,7 +7,6 @@ import json
 import math
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +15,7 @@ from rich.progress import Progress
 
 from sleuth.agent.features import FEATURE_NAMES, METRIC_FEATURES
 from sleuth.evaluation import analysis
+from sleuth.evaluation.pools import worker_pool
 from sleuth.evaluation.sources import Sample, read_sources
 
 if TYPE_CHECKING:
@@ -181,9 +181,7 @@ def _analyse_all(
         finally:
             analysis.close_session()
         return
-    with ProcessPoolExecutor(
-        jobs, initializer=analysis.open_session, initargs=(backend, base_url)
-    ) as pool:
+    with worker_pool(jobs, analysis.open_session, (backend, base_url)) as pool:
         yield from pool.map(
             analysis.analyse, [s for s, _ in jobs_list], [t for _, t in jobs_list], chunksize=2
         )
