@@ -2,8 +2,8 @@
 
 A worker forked from a parent that loaded numpy inherits its BLAS thread pool (as many
 threads as cores). With ``--jobs`` workers on as many cores, each matrix product then
-starts threads that wait for cores the other workers hold: on 2 cores, 60 images on
-every track took 91 s that way and 47 s with one thread per worker. ``sleuth scan``'s
+starts threads that wait for cores the other workers hold: on 2 cores, ``sleuth eval``
+on 60 images and every track took 91 s that way and 58 s with these pools. ``sleuth scan``'s
 workers start from a fresh interpreter with the thread variables set; these are limited
 after the fork, with threadpoolctl.
 """

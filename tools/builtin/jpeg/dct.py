@@ -32,7 +32,8 @@ ZERO_BELOW = 0.5 - 1e-9
 this. JPEG rounds 0.5 away from zero; decoded JPEG blocks put many coefficients at exactly
 0.5 in exact arithmetic, which float64 lands a few ulps either side depending on the order
 of the sums. The margin makes the count the same for every way of computing the DCT (the
-grid search's separable one and :data:`KRON`'s agree on every window of the shared set)."""
+grid search's separable one and :data:`KRON`'s agreed on every window of 1,024 patches
+from each of 60 shared images, 3.3 million windows)."""
 KRON = np.kron(DCT, DCT)
 """The same transform on row-major flattened blocks: ``coef.ravel() = KRON @ block.ravel()``
 (one matrix product for many blocks, faster than batches of 8x8 products)."""
