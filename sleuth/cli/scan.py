@@ -103,7 +103,7 @@ def scan_command(
     table = outputs.get("parquet")
     out.print(f"rows: {out_dir / 'rows.jsonl'}" + (f", {table}" if table else ""), markup=False)
     if table is None:
-        err.print("no Parquet table: pip install 'sleuth[scan]' (pyarrow) to get one")
+        err.print("no Parquet table: pip install 'sleuth[scan]' (pyarrow) to get one", markup=False)
     out.print(f"summary: {outputs['summary']}", markup=False)
 
 

@@ -187,3 +187,18 @@ def test_a_copy_found_by_a_later_run_takes_the_earlier_runs_row(folder, settings
     )  # fmt: skip
     seen = ScanOutput(out).seen()
     assert ScanOutput(out).row_at(seen.first[first["sha256"]])["path"] == first["path"]
+
+
+def test_without_pyarrow_the_cli_names_the_extra_to_install(folder, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from sleuth.cli import app
+    from sleuth.scan import output
+
+    (tmp_path / "none.toml").write_text("")
+    monkeypatch.setenv("SLEUTH_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("SLEUTH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr(output, "write_parquet", lambda *args, **kwargs: None)
+    result = CliRunner().invoke(app, ["scan", str(folder / "b.png"), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    assert "pip install 'sleuth[scan]' (pyarrow)" in result.output
