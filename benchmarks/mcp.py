@@ -11,18 +11,22 @@ measured alternately ``--rounds`` times (the median is shown), so that drift in 
 machine's load hits both alike. Each server runs ``--jobs`` analyses at once (default 2,
 one per core here).
 
-    python benchmarks/mcp.py [--repeat 7] [--per-client 2] [--jobs 2] [--rounds 3]
+    python benchmarks/mcp.py [--repeat 7] [--per-client 4] [--jobs 2] [--rounds 3]
 
-Target (issue "MCP server"): stdio and HTTP per call <= 1.2x in-process; with idle cores,
-the workers are expected to reach about ``--jobs`` times the threads' rate with 16 clients.
-On an idle 2-core machine: a call takes 0.45 s in-process, 0.44 s over stdio or HTTP
-(0.89-1.01x); threads 1.52 / 1.99 / 1.95 calls/s with 1 / 4 / 16 clients, processes 1.62 /
-1.76 / 1.81 (1.07x, 0.89x, 0.93x). One analysis keeps both cores busy for part of its
-0.45 s (its CPU time is about 0.9 s: decoding in its own process, multithreaded products),
-so 16 clients reach about 2 calls/s, near the 2.2 the CPU time allows and 0.43x of
-``cores / single-call time`` (the issue's target of 0.8x assumes a call uses one core).
-Under load (both cores taken by other work) the two were alike: 0.61 / 0.69 / 0.60 against
-0.54 / 0.61 / 0.65.
+Also printed: the CPU time per call of the server (its process and every worker) and of
+the clients (this process), and the throughput target of issue "scan": 16 clients >= 0.8 x
+``cores / single-call time``, with the call timed both ways (one call's latency over HTTP,
+and the inverse of one client's rate, which includes the client's session set-up).
+
+Targets: stdio and HTTP per call <= 1.2x in-process (issue "MCP server"); the throughput
+one above. On an idle 2-core machine, with each worker process on one math thread: a call
+takes 0.50-0.56 s in-process, 0.47-0.59 s over stdio or HTTP (0.85-1.08x); threads 1.62 /
+1.95 / 1.96 calls/s with 1 / 4 / 16 clients, processes 1.66 / 3.41 / 3.27; the server uses
+0.51-0.62 s of CPU per call, the clients 0.01-0.02 s; 16 clients reach 0.82x of
+``cores / single-call time`` by the call's latency (2 / 0.50 s) and 0.99x by one client's
+rate (2 / 0.60 s). Before the workers were limited to one math thread (each ran numpy's
+BLAS pool of one thread per core, whose idle threads spin), one analysis used about 0.9 s
+of CPU and 16 clients reached 1.81 calls/s (0.43x), with 2 calls per client.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from __future__ import annotations
 import argparse
 import base64
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -103,6 +108,38 @@ async def throughput(url: str, clients: int, per_client: int) -> float:
     return clients * per_client / (time.perf_counter() - start)
 
 
+def tree_cpu(root: int) -> float:
+    """CPU seconds used so far by process ``root`` and its descendants (Linux ``/proc``).
+
+    Each process counts its own time and that of the children it has reaped (a decode's
+    short-lived process is reaped by the worker that forked it).
+    """
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited meanwhile
+        parents[int(entry.name)] = int(fields[1])
+        used[int(entry.name)] = sum(int(f) for f in fields[11:15]) / ticks
+    tree, grew = {root}, True
+    while grew:
+        more = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= more
+        grew = bool(more)
+    return sum(used.get(pid, 0.0) for pid in tree)
+
+
+def own_cpu() -> float:
+    """CPU seconds of this process (the clients) so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def start_http(
     env: dict[str, str], jobs: int, folder: Path, workers: str
 ) -> tuple[subprocess.Popen, str]:
@@ -166,19 +203,44 @@ async def measure(
         for url in urls.values():
             await warm_up(url, args.jobs)
         rates: dict[tuple[int, str], list[float]] = {}
+        cpu: dict[tuple[int, str], list[tuple[float, float]]] = {}
         for _ in range(args.rounds):
             for clients_ in CLIENTS:
                 for mode, url in urls.items():
+                    pid = servers[mode][0].pid
+                    server_cpu, client_cpu = tree_cpu(pid), own_cpu()
                     rate = await throughput(url, clients_, args.per_client)
+                    calls = clients_ * args.per_client
+                    cpu.setdefault((clients_, mode), []).append(
+                        ((tree_cpu(pid) - server_cpu) / calls, (own_cpu() - client_cpu) / calls)
+                    )
                     rates.setdefault((clients_, mode), []).append(rate)
         print(
             f"throughput over HTTP, calls/s ({args.per_client} calls per client, "
             f"--jobs {args.jobs}, median of {args.rounds} alternating rounds)"
         )
-        print(f"  {'clients':<10}{'threads':>9}{'processes':>11}{'ratio':>8}")
+        print(
+            f"  {'clients':<10}{'threads':>9}{'processes':>11}{'ratio':>8}"
+            f"{'CPU s/call: server':>22}{'clients':>9}"
+        )
         for clients_ in CLIENTS:
             threads, processes = (statistics.median(rates[clients_, m]) for m in MODES)
-            print(f"  {clients_:<10}{threads:>9.2f}{processes:>11.2f}{processes / threads:>8.2f}")
+            spent = [statistics.median(c) for c in zip(*cpu[clients_, "processes"], strict=True)]
+            print(
+                f"  {clients_:<10}{threads:>9.2f}{processes:>11.2f}{processes / threads:>8.2f}"
+                f"{spent[0]:>22.2f}{spent[1]:>9.2f}"
+            )
+        cores = os.cpu_count() or 1
+        best = statistics.median(rates[CLIENTS[-1], "processes"])
+        for name, single in (
+            ("one call over HTTP", rows["path"]["http"]),
+            ("1 / one client's rate", 1 / statistics.median(rates[1, "processes"])),
+        ):
+            print(
+                f"  target: {CLIENTS[-1]} clients >= 0.8 x cores / single call, the call "
+                f"timed as {name} ({cores} / {single:.2f} s = {cores / single:.2f} calls/s): "
+                f"{best / (cores / single):.2f}x"
+            )
     finally:
         for process, _ in servers.values():
             process.terminate()
@@ -188,7 +250,7 @@ async def measure(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7)
-    parser.add_argument("--per-client", type=int, default=2)
+    parser.add_argument("--per-client", type=int, default=4)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()

@@ -4,7 +4,8 @@ An analysis is Python and NumPy work that holds the GIL most of the time, so ana
 threads of one process share about one core. :class:`Processes` keeps up to ``size``
 worker processes, each started from multiprocessing's forkserver (a clean, single-threaded
 process: a fork of the multithreaded server could inherit a held native lock), each
-discovering its tools once and then running one job at a time. A job is a module-level
+discovering its tools once, limited to one math thread (the workers share the cores:
+:mod:`sleuth.tools.threads`), and then running one job at a time. A job is a module-level
 function ``job(bench, progress, *args)``; its arguments and result cross a pipe, and so do
 its progress steps, which the caller receives as they happen. :class:`InThreads` runs the
 same jobs in the calling thread, for ``--workers threads`` and for servers made with a
@@ -40,6 +41,7 @@ from sleuth.agent.session import Session
 from sleuth.agent.verdict import Step
 from sleuth.settings import Settings
 from sleuth.tools import SleuthError, ToolRegistry
+from sleuth.tools.threads import one_math_thread
 from sleuth.tools.worker import forkserver_context, without_main_module
 
 T = TypeVar("T")
@@ -317,6 +319,7 @@ def _serve(connection: Connection, settings: Settings, log_level: int) -> None:
         bench = Bench(settings, settings.tool_registry())
     except Exception as err:  # noqa: BLE001 -- every job is told, the server goes on
         broken = f"the worker process could not load the tools: {type(err).__name__}: {err}"
+    one_math_thread()  # the workers share the cores
     if settings.decode_seconds > 0:  # this worker's decodes fork from its own forkserver
         forkserver_context()
         forkserver.ensure_running()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import json
 import multiprocessing
-import os
 import pickle
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -20,11 +19,10 @@ from typing import Any
 from sleuth.scan.sources import ImageRef
 from sleuth.scan.worker import Screener, WorkerConfig, screen_in_worker, start_worker
 from sleuth.tools import SleuthError
+from sleuth.tools.threads import one_math_thread
 
 IN_FLIGHT_PER_JOB = 4
 RAY_BATCH = 4
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-"""Math libraries' thread counts: one per worker, as Ray sets for its 1-CPU actors."""
 
 
 class EngineError(SleuthError, RuntimeError):
@@ -37,11 +35,9 @@ def local_rows(
     """Screen images in a pool of ``jobs`` processes; yield rows as they complete.
 
     Each worker's math libraries use one thread (``jobs`` workers share the cores, as Ray's
-    one-CPU actors do), unless the environment says otherwise. Closing the generator (or
-    Ctrl-C) cancels what has not started and stops the pool.
+    one-CPU actors do). Closing the generator (or Ctrl-C) cancels what has not started and
+    stops the pool.
     """
-    for variable in THREAD_VARIABLES:  # read by the workers' numpy/scipy as they start
-        os.environ.setdefault(variable, "1")
     context = multiprocessing.get_context("forkserver")
     pool = ProcessPoolExecutor(
         max_workers=jobs, mp_context=context, initializer=start_worker, initargs=(config,)
@@ -128,6 +124,7 @@ class _RayWorker:
     """A Ray Data actor: builds its worker once, maps each item to a result (as JSON)."""
 
     def __init__(self, make: Callable[[], Callable[[Any], dict[str, Any]]]) -> None:
+        one_math_thread()  # one CPU per actor
         self.work = make()
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:

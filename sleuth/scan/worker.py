@@ -17,6 +17,7 @@ from sleuth.agent.weighing import ranked
 from sleuth.scan.rows import ScanRow, error_row
 from sleuth.scan.sources import ImageRef, read_ref
 from sleuth.tools import ImageLimits, SleuthError, ToolRegistry, load_image
+from sleuth.tools.threads import one_math_thread
 
 TOP_EVIDENCE = 3
 SUMMARY_CHARS = 160
@@ -133,8 +134,9 @@ _SCREENER: Screener | None = None
 
 
 def start_worker(config: WorkerConfig) -> None:
-    """Process-pool initializer: build this process's screener once."""
+    """Process-pool initializer: one math thread (workers share the cores), one screener."""
     global _SCREENER
+    one_math_thread()
     _SCREENER = Screener(config)
 
 

@@ -151,3 +151,24 @@ def test_a_worker_process_that_dies_fails_its_call_only(site, tmp_path, image_b6
 def test_worker_processes_discover_their_own_tools(settings):
     with pytest.raises(ValueError, match="leave out registry"):
         create_server(ToolRegistry.discover(), settings, processes=True)
+
+
+def math_threads(bench, progress) -> list[int]:
+    """A job: the thread count of every math library loaded in the worker."""
+    from threadpoolctl import threadpool_info
+
+    return [pool["num_threads"] for pool in threadpool_info()]
+
+
+def test_worker_processes_run_one_math_thread_each(settings):
+    from threadpoolctl import threadpool_info
+
+    from sleuth.servers.mcp.pool import Processes
+
+    assert any(pool["num_threads"] > 1 for pool in threadpool_info())  # else nothing to show
+    pool = Processes(settings, size=1)
+    try:
+        counts = pool.call(math_threads, (), lambda step: None)
+    finally:
+        pool.close()
+    assert counts and set(counts) == {1}  # numpy's BLAS at least, limited to one thread
