@@ -26,8 +26,9 @@ from typing import Any, Literal, cast
 from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from sleuth.agent.state import CaseState, CaseView
+from sleuth.agent.state import CaseState
 from sleuth.agent.verdict import Answer, Case
+from sleuth.agent.view import CaseView
 from sleuth.tools import ImageLimits, LoadedImage, SleuthError, load_image
 
 logger = logging.getLogger(__name__)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from sleuth import prompts
-from sleuth.agent.state import CaseView
 from sleuth.agent.verdict import Evidence
+from sleuth.agent.view import CaseView
 from sleuth.tools import Box
 from sleuth.tools.base import ToolResult
 from sleuth.tools.isolation import ERROR_METRIC

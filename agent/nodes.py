@@ -28,9 +28,10 @@ from sleuth.agent.cases import CaseFiles
 from sleuth.agent.context import AgentContext
 from sleuth.agent.evidence import failed_tools, failure_note, to_evidence
 from sleuth.agent.fusion import FusionWeights, contributions, fuse
-from sleuth.agent.state import CaseState, CaseView
+from sleuth.agent.state import CaseState
 from sleuth.agent.verdict import Evidence, Stability, Step, Verdict, label_for
 from sleuth.agent.versions import versions
+from sleuth.agent.view import CaseView
 from sleuth.tools import Box, LoadedImage, ToolInputError, ToolRegistry, UnknownToolError
 from sleuth.tools.base import ToolResult
 from sleuth.tools.image import ImageLimits

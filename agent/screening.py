@@ -16,8 +16,8 @@ from sleuth.agent import stability as steady
 from sleuth.agent.context import AgentContext
 from sleuth.agent.evidence import failed_tools, to_evidence
 from sleuth.agent.fusion import FusionWeights, contributions, fuse
-from sleuth.agent.state import CaseView
 from sleuth.agent.verdict import Evidence, Label, Stability, label_for
+from sleuth.agent.view import CaseView
 from sleuth.tools import LoadedImage, ToolRegistry
 from sleuth.tools.survey import run_survey
 

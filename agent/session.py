@@ -30,8 +30,9 @@ from sleuth.agent.cases import (
 from sleuth.agent.context import AgentContext
 from sleuth.agent.graph import build_graph
 from sleuth.agent.retention import MB, PruneReport, make_room, prune
-from sleuth.agent.state import CaseState, CaseView
+from sleuth.agent.state import CaseState
 from sleuth.agent.verdict import Answer, Case, Step, Verdict
+from sleuth.agent.view import CaseView
 from sleuth.tools import ImageLimits, LoadedImage, SleuthError, ToolRegistry, load_image
 from sleuth.tools.isolation import TOOL_SECONDS
 

@@ -16,8 +16,8 @@ import time
 from sleuth import prompts
 from sleuth.agent.evidence import to_evidence
 from sleuth.agent.fusion import FusionWeights, fuse
-from sleuth.agent.state import CaseView
 from sleuth.agent.verdict import Evidence, Stability, VariantCheck, label_for
+from sleuth.agent.view import CaseView
 from sleuth.tools import LoadedImage, ToolRegistry
 from sleuth.tools.survey import run_survey, survey_tools
 from sleuth.tools.variants import load_copy, stability_variants

@@ -34,8 +34,8 @@ from PIL import Image  # noqa: E402
 from sleuth.agent import stability  # noqa: E402
 from sleuth.agent.context import AgentContext  # noqa: E402
 from sleuth.agent.evidence import to_evidence  # noqa: E402
-from sleuth.agent.state import CaseView  # noqa: E402
 from sleuth.agent.verdict import Evidence, Stability  # noqa: E402
+from sleuth.agent.view import CaseView  # noqa: E402
 from sleuth.tools import LoadedImage, ToolRegistry, load_image  # noqa: E402
 from sleuth.tools.survey import run_survey  # noqa: E402
 

@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sleuth.agent.context import AgentContext
 from sleuth.agent.frames import BoxFrame
 from sleuth.agent.fusion import fuse
-from sleuth.agent.state import CaseView
 from sleuth.agent.verdict import BackendIdentity
+from sleuth.agent.view import CaseView
 from sleuth.tools import Box, LoadedImage, SleuthError, ToolRegistry
 
 

@@ -40,9 +40,9 @@ from sleuth.agent.backends.parsing import opinion_from, parse_verdict
 from sleuth.agent.backends.vlm import VisionBackend
 from sleuth.agent.frames import BoxFrame
 from sleuth.agent.messages import CUT_MARK, MAX_ANSWER_CHARS, fence
-from sleuth.agent.state import CaseView
 from sleuth.agent.toolschemas import tool_schemas
 from sleuth.agent.verdict import BackendIdentity
+from sleuth.agent.view import CaseView
 from sleuth.tools import Box, LoadedImage
 
 CITATION = re.compile(r"\[(E\d+)\]")

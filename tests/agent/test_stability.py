@@ -6,8 +6,8 @@ from sleuth.agent import stability
 from sleuth.agent.context import AgentContext
 from sleuth.agent.evidence import to_evidence
 from sleuth.agent.fusion import FusionWeights, fuse
-from sleuth.agent.state import CaseView
 from sleuth.agent.verdict import label_for
+from sleuth.agent.view import CaseView
 from sleuth.api import open_session
 from sleuth.settings import Settings, SettingsError
 from sleuth.tools import ToolRegistry, load_image

@@ -138,3 +138,16 @@ def test_a_folder_cannot_be_imported_under_its_own_name(folder):
     )
     assert run.returncode != 0
     assert f"import sleuth.{folder}, not {folder}" in run.stderr
+
+
+def test_a_scan_worker_screens_without_importing_langgraph():
+    """Screening never builds the graph: LangGraph and LangChain (~0.4 s) stay out of it."""
+    probe = (
+        "import sys, sleuth.scan.worker\n"
+        "heavy = ('langgraph', 'langchain_core')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert run.stdout.strip() == "[]"

@@ -15,8 +15,8 @@ pytest.importorskip("sklearn")
 from sleuth.agent.evidence import to_evidence  # noqa: E402
 from sleuth.agent.features import FEATURE_NAMES  # noqa: E402
 from sleuth.agent.fusion import DEFAULT_WEIGHTS, FusionWeights, fuse  # noqa: E402
-from sleuth.agent.state import CaseView  # noqa: E402
 from sleuth.agent.verdict import Evidence, label_for  # noqa: E402
+from sleuth.agent.view import CaseView  # noqa: E402
 from sleuth.evaluation.earned import fit_pixel_model, leave_one_source_out  # noqa: E402
 from sleuth.evaluation.features import collect_features  # noqa: E402
 from sleuth.evaluation.sources import read_sources  # noqa: E402
