@@ -1,6 +1,6 @@
 """Throughput and memory of ``sleuth scan``, its engines side by side in one run.
 
-    python benchmarks/scan.py [--images 60] [--memory 500,5000] [--skip-ray]
+    python benchmarks/scan.py [--images 150] [--memory 500,5000] [--skip-ray]
 
 Throughput: ``--images`` images spread over the shared set's manifests (``../shared/data``
 or ``$SLEUTH_SHARED_DATA``), each scanned by ``--engine local`` with 1 and 2 jobs and by
@@ -10,7 +10,10 @@ sees a small run). Each engine also scans twice as many images (the same ones an
 between them): the difference of the two runs' times gives the *marginal* rate, what a long
 scan sees once the workers are up. Printed ratios, both ways: 2 jobs to 1 (target >= 1.8x
 on 2 cores) and Ray's per-image cost to the pool's with the same 2 workers (target <=
-1.15x).
+1.15x). Also printed: the time a worker spends per image (the rows' ``seconds``), with one
+worker and with two at once; two processes on two cores slow each other (shared memory
+bandwidth and caches, the driver, the decoding processes), and that ratio bounds what 2
+jobs can gain over 1 on the machine.
 
 Memory: peak RSS of the driver and, separately, of its largest worker process at
 each ``--memory`` size, on synthetic copies (one small photo re-encoded at a few qualities
@@ -118,9 +121,15 @@ def measure(args: list[str]) -> dict[str, float]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def worker_seconds(out: Path) -> float:
+    """Sum of the rows' ``seconds``: the time workers spent on the images of a scan."""
+    with (out / "rows.jsonl").open() as rows:
+        return sum(json.loads(line).get("seconds") or 0.0 for line in rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--images", type=int, default=60)
+    parser.add_argument("--images", type=int, default=150)
     parser.add_argument("--memory", default="500,5000")
     parser.add_argument("--skip-ray", action="store_true")
     options = parser.parse_args()
@@ -136,6 +145,7 @@ def main() -> None:
         runs.append(("ray, 2 CPUs", ["--jobs", "2", "--engine", "ray"]))
     rates: dict[str, float] = {}
     marginal: dict[str, float] = {}
+    per_image: dict[str, float] = {}
     print(
         f"throughput on {small} shared images (2 cores); 'marginal': the {large - small} "
         f"more images of a {large}-image run, start-up and summary left out"
@@ -145,11 +155,13 @@ def main() -> None:
         for count, listing in listings.items():
             out = work / f"{name.replace(' ', '').replace(',', '')}-{count}"
             seconds[count] = measure([str(listing), "--out", str(out), *extra])["seconds"]
+        per_image[name] = worker_seconds(out) / large
         rates[name] = small / seconds[small]
         marginal[name] = (large - small) / max(seconds[large] - seconds[small], 1e-9)
         print(
             f"  {name:<14} {rates[name]:6.2f} images/s ({seconds[small]:.1f} s)   "
-            f"marginal {marginal[name]:6.2f} images/s"
+            f"marginal {marginal[name]:6.2f} images/s   "
+            f"{per_image[name] * 1000:4.0f} ms per image in a worker"
         )
     for label, figures in (("wall clock", rates), ("marginal", marginal)):
         speedup = figures["local, 2 jobs"] / figures["local, 1 job"]
@@ -158,6 +170,11 @@ def main() -> None:
             cost = figures["local, 2 jobs"] / figures["ray, 2 CPUs"]
             line += f"; Ray per-image cost / pool's: {cost:.2f}x (target <= 1.15x)"
         print(line)
+    ceiling = 2 * per_image["local, 1 job"] / per_image["local, 2 jobs"]
+    print(
+        f"  two workers at once take {per_image['local, 2 jobs'] / per_image['local, 1 job']:.2f}x "
+        f"the time per image of one: 2 jobs can reach at most {ceiling:.2f}x of 1 job here"
+    )
     print("peak RSS, local engine with 2 jobs, synthetic copies")
     for size in (int(n) for n in options.memory.split(",")):
         folder = work / f"copies-{size}"
