@@ -28,8 +28,10 @@ NEAR_BITS = 8
 """Perceptual hashes at most this many bits apart (of 64) are near-duplicates."""
 MAX_GROUPED = 200_000
 """Above this many rows near-duplicates are not grouped (the pairwise pass is quadratic)."""
-PAIRS_AT_ONCE = 1 << 22
-"""Hash pairs compared in one block: about 40 MB, whatever the number of rows."""
+PAIRS_AT_ONCE = 1 << 20
+"""Hash pairs compared in one block: about 10 MB, whatever the number of rows (from
+2,048 rows on a block is full; a smaller scan uses less, so the driver's peak memory
+rises by up to that much between small and large scans, and no further)."""
 
 
 class OutputError(SleuthError, OSError):
@@ -219,7 +221,7 @@ def near_groups(numbers: np.ndarray, hashes: np.ndarray) -> dict[int, int]:
             i = parent[i]
         return i
 
-    step = max(1, PAIRS_AT_ONCE // len(hashes))  # memory: about 9 bytes a pair
+    step = max(1, PAIRS_AT_ONCE // len(hashes))  # memory: about 10 bytes a pair
     for start in range(0, len(hashes), step):
         distance = np.bitwise_count(hashes[start : start + step, None] ^ hashes[None, :])
         for a, b in zip(*np.nonzero(distance <= NEAR_BITS), strict=True):
@@ -234,9 +236,12 @@ def near_groups(numbers: np.ndarray, hashes: np.ndarray) -> dict[int, int]:
 
 
 def write_parquet(
-    rows: Iterator[dict[str, Any]], groups: dict[int, int], path: Path, batch: int = 8192
+    rows: Iterator[dict[str, Any]], groups: dict[int, int], path: Path, batch: int = 1024
 ) -> Path | None:
     """Write the rows as a Parquet table with their ``near_group``, in batches.
+
+    A batch of ``batch`` rows is held as Python dicts (a few KB each) while it is written:
+    the driver's memory grows with the scan up to that many rows, then stays.
 
     Returns None, and writes nothing, without pyarrow.
     """
