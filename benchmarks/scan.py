@@ -175,6 +175,11 @@ def main() -> None:
         f"  two workers at once take {per_image['local, 2 jobs'] / per_image['local, 1 job']:.2f}x "
         f"the time per image of one: 2 jobs can reach at most {ceiling:.2f}x of 1 job here"
     )
+    if "ray, 2 CPUs" in per_image:
+        print(
+            "  a Ray actor's time per image / a pool worker's: "
+            f"{per_image['ray, 2 CPUs'] / per_image['local, 2 jobs']:.2f}x (target <= 1.15x)"
+        )
     print("peak RSS, local engine with 2 jobs, synthetic copies")
     for size in (int(n) for n in options.memory.split(",")):
         folder = work / f"copies-{size}"
