@@ -93,7 +93,8 @@ def scan_command(
     meter.end()
     outputs = report.outputs
     out.print(
-        f"{report.total} images: {report.analysed} analysed ({report.escalated} by the model), "
+        f"{report.total} image{'' if report.total == 1 else 's'}: {report.analysed} analysed "
+        f"({report.escalated} by the model), "
         f"{report.duplicates} duplicates, {report.errors} errors, {report.skipped} already "
         "in the output",
         markup=False,

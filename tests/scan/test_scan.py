@@ -202,3 +202,16 @@ def test_without_pyarrow_the_cli_names_the_extra_to_install(folder, tmp_path, mo
     result = CliRunner().invoke(app, ["scan", str(folder / "b.png"), "--out", str(tmp_path / "o")])
     assert result.exit_code == 0, result.output
     assert "pip install 'sleuth[scan]' (pyarrow)" in result.output
+
+
+def test_the_summary_says_image_for_one_and_images_for_more(tmp_path):
+    from sleuth.scan.rows import error_row
+    from sleuth.scan.summary import Tally, write_summary
+
+    tally = Tally()
+    headings = []
+    for name in ("a.jpg", "b.jpg"):
+        tally.add(error_row(name, None, "unreadable: truncated"))
+        page = write_summary(tally, tmp_path / "summary.html").read_text()
+        headings.append(page.split("<h1>")[1].split("</h1>")[0])
+    assert headings == ["sleuth scan: 1 image", "sleuth scan: 2 images"]
