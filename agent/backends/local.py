@@ -13,8 +13,11 @@ import binascii
 import copy
 import io
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from langchain_core.messages import AIMessage
@@ -29,6 +32,8 @@ from sleuth.agent.verdict import BackendIdentity
 from sleuth.tools.errors import SleuthError
 
 TOP_K = 5
+MODELS_KEPT = 2
+"""Loaded models a process keeps for later backends (the least recently used goes)."""
 
 
 def served_tools(tools: Sequence[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
@@ -146,32 +151,93 @@ def decode_data_url(url: str) -> Image.Image:
         return picture.convert("RGB")
 
 
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model and its processor, loaded once per process and shared by its backends.
+
+    ``lock`` serialises generation: analyses in several threads of one process (the MCP
+    server's ``--workers threads``) share one model.
+    """
+
+    processor: Any
+    model: Any
+    lock: threading.Lock
+
+
+_LOADED: OrderedDict[tuple[str, tuple[tuple[str, int, int], ...]], LoadedModel] = OrderedDict()
+_LOADING = threading.Lock()
+
+
+def load_model(model: str) -> LoadedModel:
+    """Return the model and processor of ``model``, loading them on first use.
+
+    Every session makes its own backend, so without this each analysis would load the
+    model again (seconds for a small model, minutes for a large one). A model folder is
+    loaded again when a file in it changed (a model retrained into the same folder).
+
+    Raises
+    ------
+    SleuthError
+        Without the ``local`` extra.
+    BackendError
+        When the model cannot be loaded.
+    """
+    try:
+        import torch
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+    except ImportError as err:
+        raise SleuthError(
+            "the transformers backend needs the local extra: pip install torch==2.13.0 "
+            f"'sleuth[local]' ({err})"
+        ) from None
+    key = (model, _files_of(model))
+    with _LOADING:
+        if key in _LOADED:
+            _LOADED.move_to_end(key)
+            return _LOADED[key]
+        try:
+            processor = AutoProcessor.from_pretrained(model)
+            net = AutoModelForImageTextToText.from_pretrained(model, dtype=torch.float32)
+        except (OSError, ValueError) as err:
+            raise BackendError(f"cannot load the model {model!r}: {err}") from None
+        net.eval()
+        _LOADED[key] = LoadedModel(processor, net, threading.Lock())
+        while len(_LOADED) > MODELS_KEPT:
+            _LOADED.popitem(last=False)
+        return _LOADED[key]
+
+
+def _files_of(model: str) -> tuple[tuple[str, int, int], ...]:
+    """Name, size and modification time of each file of a model folder (empty for a name)."""
+    folder = Path(model)
+    if not folder.is_dir():
+        return ()
+    found = []
+    for path in sorted(folder.iterdir()):
+        if path.is_file():
+            stat = path.stat()
+            found.append((path.name, stat.st_size, stat.st_mtime_ns))
+    return tuple(found)
+
+
 class TransformersBackend(VisionBackend):
     """A vision-language model loaded with transformers.
 
     Parameters
     ----------
     model : str
-        A model folder (or a hub name already in the local cache).
+        A model folder (or a hub name already in the local cache); loaded once per
+        process (:func:`load_model`).
     options : BackendOptions
         ``family`` and ``max_new_tokens`` apply.
     """
 
     def __init__(self, model: str, options: BackendOptions) -> None:
-        try:
-            import torch
-            from transformers import AutoModelForImageTextToText, AutoProcessor
-        except ImportError as err:
-            raise SleuthError(
-                "the transformers backend needs the local extra: pip install torch==2.13.0 "
-                f"'sleuth[local]' ({err})"
-            ) from None
-        try:
-            self.processor = AutoProcessor.from_pretrained(model)
-            self.model = AutoModelForImageTextToText.from_pretrained(model, dtype=torch.float32)
-        except (OSError, ValueError) as err:
-            raise BackendError(f"cannot load the model {model!r}: {err}") from None
-        self.model.eval()
+        self.loaded = load_model(model)
+        self.processor = self.loaded.processor
+        self.model = self.loaded.model
+        import torch
+
         self.torch = torch
         super().__init__(_with_processor_limits(family_for(model, options.family), self.processor))
         self.options = options
@@ -198,7 +264,7 @@ class TransformersBackend(VisionBackend):
         images = message_images(messages)
         prompt = render_prompt(self.processor, messages, tools)
         inputs = self.processor(text=[prompt], images=images or None, return_tensors="pt")
-        with self.torch.inference_mode():
+        with self.loaded.lock, self.torch.inference_mode():
             out = self.model.generate(
                 **inputs,
                 max_new_tokens=self.options.max_new_tokens,

@@ -102,3 +102,20 @@ def test_installed_versions_satisfy_the_local_extra() -> None:
     for req in local:
         installed = importlib.metadata.version(req.name)
         assert req.specifier.contains(installed, prereleases=True), (req, installed)
+
+
+def test_the_transformers_backend_loads_a_model_once_until_its_files_change(tiny_vlm, tmp_path):
+    import shutil
+
+    from sleuth.agent.backends import BackendOptions
+    from sleuth.agent.backends.local import TransformersBackend
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_vlm, folder)
+    first = TransformersBackend(str(folder), BackendOptions())
+    again = TransformersBackend(str(folder), BackendOptions())  # the next session's backend
+    assert again.model is first.model and again.processor is first.processor
+    config = folder / "config.json"
+    config.write_text(config.read_text() + "\n")  # a model retrained into the same folder
+    retrained = TransformersBackend(str(folder), BackendOptions())
+    assert retrained.model is not first.model
