@@ -51,7 +51,31 @@ def sleuth(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, **(env or {})},
+        preexec_fn=interruptible,
     )
+
+
+def interruptible() -> None:
+    """Let the child take Ctrl-C as a terminal user's command does.
+
+    A test run started in the background of a shell (``cmd &``) ignores SIGINT, and so
+    would its children: Python keeps an ignored SIGINT ignored, and the scan would
+    finish instead of stopping.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def sigint_handled(pid: int) -> bool:
+    """Whether process ``pid`` catches SIGINT and does not block it (Linux ``/proc``)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True  # unknown here
+    masks = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+    bit = 1 << (signal.SIGINT - 1)
+    caught = int(masks.get("SigCgt", "2"), 16) & bit
+    blocked = int(masks.get("SigBlk", "0"), 16) & bit
+    return bool(caught and not blocked)
 
 
 def test_ctrl_c_leaves_valid_outputs_and_a_rerun_finishes(tmp_path):
@@ -68,6 +92,7 @@ def test_ctrl_c_leaves_valid_outputs_and_a_rerun_finishes(tmp_path):
     while not (out / ROWS).exists() or not (out / ROWS).read_text().count("\n"):
         assert time.monotonic() < deadline and run.poll() is None, run.communicate()
         time.sleep(0.1)
+    assert sigint_handled(run.pid), "the scan does not handle SIGINT"
     run.send_signal(signal.SIGINT)
     _, stderr = run.communicate(timeout=120)
     assert run.returncode == 130, stderr
