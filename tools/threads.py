@@ -11,6 +11,8 @@ wall time, and 0.5 s of CPU in the same wall time with one thread.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -31,3 +33,34 @@ def one_math_thread() -> None:
     for variable in THREAD_VARIABLES:
         os.environ.setdefault(variable, "1")
     _LIMITS.append(threadpool_limits(limits=1))
+
+
+def _start(initializer: Callable[..., None] | None, initargs: tuple[Any, ...]) -> None:
+    one_math_thread()
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def worker_pool(
+    jobs: int,
+    initializer: Callable[..., None] | None = None,
+    initargs: tuple[Any, ...] = (),
+    *,
+    mp_context: Any = None,
+) -> ProcessPoolExecutor:
+    """Return a pool of ``jobs`` processes with one math thread each, then ``initializer``.
+
+    Parameters
+    ----------
+    jobs : int
+        Worker processes.
+    initializer : callable, optional
+        Run in each worker after the thread limit, with ``initargs``.
+    initargs : tuple
+    mp_context : multiprocessing context, optional
+        How workers start (the platform's default, else: ``sleuth scan`` uses the
+        forkserver).
+    """
+    return ProcessPoolExecutor(
+        jobs, mp_context=mp_context, initializer=_start, initargs=(initializer, initargs)
+    )

@@ -16,12 +16,12 @@ from pathlib import Path
 from sleuth.agent.detectors import detector_item
 from sleuth.agent.features import FEATURE_NAMES, FEATURE_SET, extract_features
 from sleuth.evaluation.launder import launder
-from sleuth.evaluation.pools import worker_pool
 from sleuth.evaluation.sources import Sample
 from sleuth.tools import LoadedImage, SleuthError, ToolInputError, ToolRegistry, load_image
 from sleuth.tools.base import ToolResult
 from sleuth.tools.isolation import run_isolated
 from sleuth.tools.survey import run_survey
+from sleuth.tools.threads import worker_pool
 from sleuth.tools.variants import load_copy, web_copy
 
 TRACKS = ("native", "laundered", "web")

@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from sleuth.evaluation.pools import worker_pool
 from sleuth.evaluation.sources import Sample
 from sleuth.tools import Box, LoadedImage, SleuthError, ToolRegistry, load_image
 from sleuth.tools.survey import run_survey
+from sleuth.tools.threads import worker_pool
 
 MIN_SIDE = 256
 HIT_IOU = 0.5

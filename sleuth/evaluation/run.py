@@ -15,8 +15,8 @@ from rich.progress import Progress
 
 from sleuth.agent.features import FEATURE_NAMES, METRIC_FEATURES
 from sleuth.evaluation import analysis
-from sleuth.evaluation.pools import worker_pool
 from sleuth.evaluation.sources import Sample, read_sources
+from sleuth.tools.threads import worker_pool
 
 if TYPE_CHECKING:
     import numpy as np

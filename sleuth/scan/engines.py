@@ -13,13 +13,13 @@ import json
 import multiprocessing
 import pickle
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any
 
 from sleuth.scan.sources import ImageRef
 from sleuth.scan.worker import Screener, WorkerConfig, screen_in_worker, start_worker
 from sleuth.tools import SleuthError
-from sleuth.tools.threads import one_math_thread
+from sleuth.tools.threads import one_math_thread, worker_pool
 
 IN_FLIGHT_PER_JOB = 4
 RAY_BATCH = 4
@@ -39,9 +39,7 @@ def local_rows(
     stops the pool.
     """
     context = multiprocessing.get_context("forkserver")
-    pool = ProcessPoolExecutor(
-        max_workers=jobs, mp_context=context, initializer=start_worker, initargs=(config,)
-    )
+    pool = worker_pool(jobs, start_worker, (config,), mp_context=context)
     pending: set[Future[dict[str, Any]]] = set()
     try:
         for ref in refs:

@@ -17,7 +17,6 @@ from sleuth.agent.weighing import ranked
 from sleuth.scan.rows import ScanRow, error_row
 from sleuth.scan.sources import ImageRef, read_ref
 from sleuth.tools import ImageLimits, SleuthError, ToolRegistry, load_image
-from sleuth.tools.threads import one_math_thread
 
 TOP_EVIDENCE = 3
 SUMMARY_CHARS = 160
@@ -134,9 +133,8 @@ _SCREENER: Screener | None = None
 
 
 def start_worker(config: WorkerConfig) -> None:
-    """Process-pool initializer: one math thread (workers share the cores), one screener."""
+    """Process-pool initializer: build this process's screener once."""
     global _SCREENER
-    one_math_thread()
     _SCREENER = Screener(config)
 
 
